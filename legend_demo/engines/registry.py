@@ -1,0 +1,102 @@
+"""Which engines exist, which can run here (with a one-line reason when not), and loading them once."""
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import EngineUnavailableError
+from .base import Engine
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    label: str
+    available: bool
+    reason: str  # one line: why it can't run here, or what it will use
+
+
+@dataclass(frozen=True)
+class _Spec:
+    name: str
+    label: str
+    module: str  # module with `availability() -> (bool, str)` and `load(**options) -> Engine`
+
+
+_SPECS = (
+    _Spec("legend-diffusion", "LeGend-Diffusion (FLUX.1-dev + GBCA)", "legend_demo.engines.flux"),
+    _Spec("embedded", "Embedded small LeGend-Diffusion (CPU, synthetic data only)", "legend_demo.engines.embedded"),
+    _Spec("tiny-random", "Tiny random FLUX (tests only: untrained, output is noise)", "legend_demo.engines.tiny"),
+)
+
+_cache: dict[tuple, Engine] = {}
+_lock = threading.Lock()
+
+
+def _spec(name: str) -> _Spec:
+    for spec in _SPECS:
+        if spec.name == name:
+            return spec
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(s.name for s in _SPECS)}")
+
+
+def _module(spec: _Spec):
+    try:
+        return importlib.import_module(spec.module)
+    except ModuleNotFoundError as exc:
+        if exc.name == spec.module:
+            return None
+        raise
+
+
+def engine_info(name: str) -> EngineInfo:
+    spec = _spec(name)
+    module = _module(spec)
+    if module is None:
+        return EngineInfo(spec.name, spec.label, False, "not built into this version")
+    ok, reason = module.availability()
+    return EngineInfo(spec.name, spec.label, ok, reason)
+
+
+def available_engines() -> list[EngineInfo]:
+    """Every known engine with its availability here; hidden test engines only when enabled by env."""
+    infos = [engine_info(s.name) for s in _SPECS]
+    if os.environ.get("LEGEND_ENABLE_TEST_ENGINE") != "1":
+        infos = [i for i in infos if i.name != "tiny-random"]
+    return infos
+
+
+def default_engine_name() -> str | None:
+    """The first available engine: a configured full checkpoint, else the embedded model, else none."""
+    for info in available_engines():
+        if info.available:
+            return info.name
+    return None
+
+
+def load_engine(name: str | None = None, **options) -> Engine:
+    """Load (once per name and options) and return an engine; EngineUnavailableError says why it can't run."""
+    name = name or default_engine_name()
+    if name is None:
+        reasons = "; ".join(f"{i.name}: {i.reason}" for i in available_engines())
+        raise EngineUnavailableError(f"no generation engine can run here ({reasons})")
+    info = engine_info(name)
+    if not info.available:
+        raise EngineUnavailableError(f"engine {name!r} cannot run here: {info.reason}")
+    key = (name, tuple(sorted(options.items())))
+    with _lock:
+        if key not in _cache:
+            _cache[key] = _module(_spec(name)).load(**options)
+        return _cache[key]
+
+
+def clear_cache(release: Callable[[Engine], None] | None = None) -> None:
+    """Forget loaded engines (after an out-of-memory error, for instance)."""
+    with _lock:
+        for engine in _cache.values():
+            if release:
+                release(engine)
+        _cache.clear()
