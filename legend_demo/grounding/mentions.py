@@ -1,0 +1,159 @@
+"""Read a progression description into mentions: finding, change, locations, negation (thesis §4.6).
+
+Sentences split on . ; ! ? and new lines; clauses on commas and "but / while / whereas / however". In a
+clause each finding takes the location words just before it (or, if none, just after it); a negation
+("no", "without") covers the findings after it until a change word; "normal" / "clear" negate the whole
+clause unless it states a change. A clause without locations or without a change word borrows them from the
+previous clause of the same sentence ("… increased, with associated effusion"), at lower confidence.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .lexicon import Match, Term, find_terms
+
+_SENTENCE = re.compile(r"(?<!\d)[.;!?\n]+(?!\d)")
+_CLAUSE = re.compile(r",|\b(?:but|while|whereas|however|although)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A patient side ('right', 'left', 'both' or None) with a zone (or None) as written in the text."""
+
+    side: str | None
+    zone: str | None
+    lobe: bool = False
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One finding of the description and what the text says about where and how it changed."""
+
+    kind: str  # lexicon finding kind: lung, lung_bilateral, effusion, pneumothorax, cardiac, device_*, …
+    name: str  # the words used ("consolidation")
+    change: str | None  # change category (new, worse, persistent, better, resolved, repositioned) or None
+    change_word: str | None
+    change_borrowed: bool  # the change word came from an earlier clause
+    locations: tuple[Location, ...]
+    locations_borrowed: bool  # the locations came from an earlier clause
+    landmark: str | None
+    negated: bool
+    clause: str
+
+
+@dataclass
+class _Draft:
+    side: str | None = None
+    zones: list[Term] = field(default_factory=list)
+
+
+def read_mentions(text: str) -> list[Mention]:
+    """All mentions of `text`, in reading order (negated ones included, flagged)."""
+    mentions: list[Mention] = []
+    for sentence in _SENTENCE.split(text):
+        previous_locations: tuple[Location, ...] = ()
+        previous_change: Match | None = None
+        for clause in _CLAUSE.split(sentence):
+            if not clause.strip():
+                continue
+            terms = find_terms(clause)
+            change = next((m for m in terms if m.term.kind == "change"), None)
+            found = _clause_mentions(clause.strip(), terms, change or previous_change, change is None,
+                                     previous_locations)
+            mentions.extend(found)
+            own = _locations(terms)
+            previous_locations = own or previous_locations
+            previous_change = change or previous_change
+    return mentions
+
+
+def _clause_mentions(clause: str, terms: list[Match], change: Match | None, change_borrowed: bool,
+                     previous_locations: tuple[Location, ...]) -> list[Mention]:
+    clause_negated = any(m.term.kind == "clause_negation" for m in terms) and not any(
+        m.term.kind == "change" for m in terms)
+    landmark = next((m.term.value for m in terms if m.term.kind == "landmark"), None)
+    segments, findings = _segments(terms)
+    if not findings:
+        located = _locations(segments[0])
+        if located and change is not None and not change_borrowed and not clause_negated:
+            return [_mention(Term("finding", "lung", "opacity"), False, change, change_borrowed, located,
+                             False, landmark, clause)]
+        return []
+    out = []
+    for index, (finding, negated) in enumerate(findings):
+        located = _locations(segments[index]) or _locations(segments[index + 1])
+        borrowed = not located and bool(previous_locations)
+        own_change = _first_change(segments[index]) or _first_change(segments[index + 1]) or change
+        out.append(_mention(finding.term, negated or clause_negated, own_change, change_borrowed,
+                            located or previous_locations, borrowed, landmark, clause, finding.text))
+    return out
+
+
+def _first_change(segment: list[Match]) -> Match | None:
+    return next((m for m in segment if m.term.kind == "change"), None)
+
+
+def _segments(terms: list[Match]) -> tuple[list[list[Match]], list[tuple[Match, bool]]]:
+    """Location and change words between findings (segment i precedes finding i); each finding with its negation."""
+    segments: list[list[Match]] = [[]]
+    findings: list[tuple[Match, bool]] = []
+    negation = False
+    for m in terms:
+        kind = m.term.kind
+        if kind == "negation":
+            negation = True
+        elif kind == "change":
+            negation = False
+            segments[-1].append(m)
+        elif kind in ("side", "zone"):
+            segments[-1].append(m)
+        elif kind == "finding":
+            findings.append((m, negation))
+            segments.append([])
+    return segments, findings
+
+
+def _locations(terms: list[Match]) -> tuple[Location, ...]:
+    """Side and zone words in order → locations ("right upper and lower lobes" → right upper, right lower)."""
+    drafts: list[_Draft] = []
+    for m in terms:
+        if m.term.kind not in ("side", "zone"):
+            continue
+        term, current = m.term, (drafts[-1] if drafts else None)
+        if term.kind == "side":
+            if current is not None and current.side is None and current.zones and not current.zones[0].side:
+                current.side = term.value  # "lower lobe on the right"
+            else:
+                drafts.append(_Draft(side=term.value))
+        elif term.side and current is not None and current.side not in (None, term.side):
+            drafts.append(_Draft(side=term.side, zones=[term]))  # "RUL and lingula"
+        elif current is None or (term.side and current.zones and current.zones[-1].side != term.side):
+            drafts.append(_Draft(side=term.side, zones=[term]))
+        else:
+            current.side = current.side or term.side
+            current.zones.append(term)
+    return tuple(loc for d in drafts for loc in _draft_locations(d))
+
+
+def _draft_locations(draft: _Draft) -> list[Location]:
+    if not draft.zones:
+        return [Location(draft.side, None)]
+    return [Location(draft.side or z.side, z.value, z.lobe) for z in draft.zones]
+
+
+def _mention(finding: Term, negated: bool, change: Match | None, change_borrowed: bool,
+             locations: tuple[Location, ...], locations_borrowed: bool, landmark: str | None, clause: str,
+             name: str | None = None) -> Mention:
+    return Mention(
+        kind=finding.value,
+        name=(name or finding.name).lower(),
+        change=change.term.value if change else None,
+        change_word=change.text.lower() if change else None,
+        change_borrowed=change_borrowed and change is not None,
+        locations=locations,
+        locations_borrowed=locations_borrowed,
+        landmark=landmark,
+        negated=negated,
+        clause=clause,
+    )

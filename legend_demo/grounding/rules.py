@@ -1,0 +1,85 @@
+"""The deterministic anatomical grounder: the thesis §4.6 rules applied to the text, placed on this image's lungs.
+
+Each mention of the description becomes points: lung findings at the named zone of each named lung, effusion at
+the costophrenic angle, pneumothorax at the apicolateral pleura, heart / mediastinum / device tips at their
+landmarks. Confidence 5 = explicit side and zone (or lobe, or a finding with its own site) and an explicit
+change; 4 = side with partial zone, or a borrowed change/location; 3 = bilateral, diffuse, weakly localised,
+or no change word. Negated findings get no point. Output is in pixels of the analysed array.
+"""
+from __future__ import annotations
+
+from ..points import LesionPoint
+from .anatomy import landmark_point, zone_point
+from .lung_fields import LungFields
+from .mentions import Location, Mention, read_mentions
+
+LOBE_CODES = {("right", "upper"): "RUL", ("right", "middle"): "RML", ("right", "lower"): "RLL",
+              ("left", "upper"): "LUL", ("left", "middle"): "lingula", ("left", "lower"): "LLL"}
+DEVICE_TIPS = {"device_ett": "trachea", "device_enteric": "stomach", "device_line": "svc",
+               "device_pacer": "cardiac"}
+SITE_ZONES = {"effusion": "costophrenic", "pneumothorax": "apicolateral", "device_chest_tube": "apex"}
+LANDMARK_KINDS = {"cardiac": "cardiac", "mediastinal": "mediastinal"}
+
+
+def rule_points(text: str, fields: LungFields) -> tuple[list[LesionPoint], list[str]]:
+    """All candidate points for `text` (before the drop/merge post-processing) and warnings."""
+    points: list[LesionPoint] = []
+    warnings: list[str] = []
+    for mention in read_mentions(text):
+        if mention.negated:
+            continue
+        if mention.change is None:
+            warnings.append(f"no change word in {mention.clause!r}: its points get confidence 3")
+        placed, warning = _mention_points(mention, fields)
+        points.extend(placed)
+        if warning:
+            warnings.append(warning)
+    return points, warnings
+
+
+def _mention_points(m: Mention, fields: LungFields) -> tuple[list[LesionPoint], str]:
+    if m.kind in LANDMARK_KINDS or m.kind in DEVICE_TIPS:
+        landmark = LANDMARK_KINDS.get(m.kind) or m.landmark or DEVICE_TIPS[m.kind]
+        named = m.kind in LANDMARK_KINDS or m.landmark is not None
+        x, y = landmark_point(fields, landmark)
+        where = landmark.replace("_", " ")
+        return [LesionPoint(x, y, _capped(m, 5 if named else 4), _label(m, where))], ""
+    site = SITE_ZONES.get(m.kind)
+    if m.kind == "device_chest_tube" and not any(loc.side in ("right", "left") for loc in m.locations):
+        return [], f"{m.name!r} without a side: no point placed"
+    out = []
+    for location in m.locations or (Location(None, None),):
+        lateral = location.side in ("right", "left")
+        for side in (location.side,) if lateral else ("right", "left"):
+            zone = site or _lung_zone(location.zone)
+            x, y = zone_point(fields, side, zone)
+            confidence = (5 if (site or location.zone) else 4) if lateral else 3
+            out.append(LesionPoint(x, y, _capped(m, confidence), _label(m, _where(side, location, site))))
+    return out, ""
+
+
+def _lung_zone(zone: str | None) -> str:
+    return {None: "middle", "costophrenic": "costophrenic"}.get(zone, zone)
+
+
+def _capped(m: Mention, confidence: int) -> int:
+    """No change word → 3 (weak); a change or location borrowed from another clause → at most 4."""
+    if m.change is None:
+        return 3
+    if m.change_borrowed or m.locations_borrowed:
+        return min(confidence, 4)
+    return confidence
+
+
+def _where(side: str, location: Location, site: str | None) -> str:
+    if site:
+        return f"{side[0].upper()} {site}"
+    zone = location.zone or "lung"
+    if location.lobe and (side, zone) in LOBE_CODES:
+        return LOBE_CODES[(side, zone)]
+    prefix = "" if location.side in ("right", "left") else "bilateral, "
+    return f"{prefix}{side[0].upper()} {zone}"
+
+
+def _label(m: Mention, where: str) -> str:
+    return f"{m.name}, {m.change_word or 'no stated change'} ({where})"
