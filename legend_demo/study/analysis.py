@@ -1,0 +1,101 @@
+"""Reader-study statistics (pure numpy/scipy): t-intervals, Wilson intervals, Fleiss' kappa, ICC(2,1)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a two-sided confidence interval (nan bounds when n is too small)."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+
+    def as_text(self, digits: int = 2) -> str:
+        if math.isnan(self.value):
+            return "–"
+        if math.isnan(self.low):
+            return f"{self.value:.{digits}f}"
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+def mean_t_interval(values: Sequence[float], confidence: float = 0.95) -> Estimate:
+    """Mean ± t_{1-α/2, n-1} · s/√n (Student t-interval; s is the n−1 sample standard deviation)."""
+    _check_confidence(confidence)
+    x = np.asarray(values, dtype=float)
+    n = int(x.size)
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n == 1:
+        return Estimate(mean, math.nan, math.nan, 1)
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    return Estimate(mean, mean - half, mean + half, n)
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Estimate:
+    """Proportion with the Wilson score interval: (p̂ + z²/2n ± z√(p̂(1−p̂)/n + z²/4n²)) / (1 + z²/n)."""
+    _check_confidence(confidence)
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"need 0 ≤ successes ≤ n, got successes={successes}, n={n}")
+    if n == 0:
+        return Estimate(math.nan, math.nan, math.nan, 0)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+def fleiss_kappa(counts: np.ndarray) -> float:
+    """Fleiss' κ = (P̄ − P̄_e) / (1 − P̄_e) from an (subjects, categories) table of rater counts.
+
+    Every subject must be rated by the same number n ≥ 2 of raters (each row sums to n).
+    """
+    table = np.asarray(counts, dtype=float)
+    if table.ndim != 2 or table.shape[0] < 1 or table.shape[1] < 2:
+        raise ValueError(f"counts must be (subjects, ≥2 categories), got shape {table.shape}")
+    if (table < 0).any():
+        raise ValueError("counts must be non-negative")
+    raters = table.sum(axis=1)
+    if not np.allclose(raters, raters[0]) or raters[0] < 2:
+        raise ValueError(f"every subject needs the same number (≥ 2) of raters, got row sums {sorted(set(raters.tolist()))}")
+    n, subjects = raters[0], table.shape[0]
+    p_j = table.sum(axis=0) / (subjects * n)  # share of all assignments per category
+    p_i = ((table * table).sum(axis=1) - n) / (n * (n - 1))  # agreement per subject
+    p_bar, p_e = float(p_i.mean()), float((p_j * p_j).sum())
+    if math.isclose(p_e, 1.0):
+        return math.nan  # every rating in one category: κ is undefined
+    return (p_bar - p_e) / (1 - p_e)
+
+
+def icc_2_1(ratings: np.ndarray) -> float:
+    """ICC(2,1) (Shrout & Fleiss: two-way random, absolute agreement, single rater) of a (targets, raters) matrix.
+
+    ICC = (MSR − MSE) / (MSR + (k−1)·MSE + k·(MSC − MSE)/n).
+    """
+    x = np.asarray(ratings, dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+        raise ValueError(f"ratings must be (≥2 targets, ≥2 raters), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("ratings must be complete (no missing values)")
+    n, k = x.shape
+    grand = x.mean()
+    ss_rows = k * ((x.mean(axis=1) - grand) ** 2).sum()
+    ss_cols = n * ((x.mean(axis=0) - grand) ** 2).sum()
+    ss_error = ((x - grand) ** 2).sum() - ss_rows - ss_cols
+    msr, msc, mse = ss_rows / (n - 1), ss_cols / (k - 1), ss_error / ((n - 1) * (k - 1))
+    denominator = msr + (k - 1) * mse + k * (msc - mse) / n
+    return math.nan if math.isclose(denominator, 0.0) else float((msr - mse) / denominator)

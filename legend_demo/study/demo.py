@@ -1,0 +1,84 @@
+"""A small ready-made study of SYNTHETIC chest drawings, so anyone can try reader-study mode (never patient data)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..export import burn_in_label
+
+DEMO_LABEL = "SYNTHETIC DEMO IMAGE - not a patient"
+DEMO_CASES = (  # (case id, finding on the prior, finding on the follow-up, progression text)
+    ("demo01", "normal", "opacity-right-lower", "new right lower zone airspace opacity"),
+    ("demo02", "effusion-left", "normal", "interval resolution of the left pleural effusion"),
+    ("demo03", "normal", "cardiomegaly", "interval enlargement of the cardiac silhouette"),
+    ("demo04", "opacity-left-upper", "normal", "improving left upper zone opacity"),
+)
+SIDE = 256
+
+
+def _draw(finding: str, seed: int) -> np.ndarray:
+    """The project's example drawing when available, else a minimal chest-like cartoon; (H, W) in [0, 1]."""
+    try:
+        from ..ui.examples import draw_chest
+    except ImportError:
+        return _cartoon(finding, seed)
+    return cv2.resize(draw_chest(finding, seed), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+
+
+def _cartoon(finding: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((SIDE, SIDE), 0.05, np.float32)
+    cv2.ellipse(img, (128, 150), (115, 130), 0, 0, 360, 0.45, -1)  # body
+    for cx in (80, 176):
+        cv2.ellipse(img, (cx, 120), (40, 78), 0, 0, 360, 0.15, -1)  # lungs
+    cv2.rectangle(img, (121, 0), (135, SIDE), 0.7, -1)  # spine
+    heart = (44, 32) if finding == "cardiomegaly" else (30, 24)
+    cv2.ellipse(img, (140, 170), heart, 20, 0, 360, 0.6, -1)
+    spots = {"opacity-right-lower": (80, 165, 18), "opacity-left-upper": (176, 85, 16), "effusion-left": (180, 190, 24)}
+    if finding in spots:
+        x, y, r = spots[finding]
+        cv2.circle(img, (x, y), r, 0.5, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 2.0) + rng.normal(0, 0.015, img.shape).astype(np.float32)
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+def _save(image: np.ndarray, path: Path) -> str:
+    """Every demo image carries the same burned-in label, so the label itself gives nothing away."""
+    pixels = np.round(burn_in_label(image, [DEMO_LABEL]) * 255).astype(np.uint8)
+    Image.fromarray(pixels, mode="L").save(path)
+    return path.name
+
+
+def write_demo_study(out_dir: str | Path) -> Path:
+    """Write pair folders plus manifest.json (a 'real' stand-in and a 'baseline' candidate per case); return the manifest."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for index, (key, before, after, text) in enumerate(DEMO_CASES):
+        folder = out / key
+        folder.mkdir(exist_ok=True)
+        seed = 100 + index
+        _save(_draw(before, seed), folder / f"{key}-ref.png")
+        _save(_draw(after, seed + 50), folder / f"{key}-flu.png")
+        blurred = cv2.GaussianBlur(_draw(after, seed + 50), (0, 0), 3.0)  # a deliberately weak "baseline" candidate
+        _save(blurred, folder / f"{key}-cand-baseline-blur.png")
+        (folder / f"{key}.json").write_text(json.dumps({"progression-description": text, "synthetic": True}, indent=2))
+        cases.append({
+            "id": key, "prior": f"{key}/{key}-ref.png", "text": text,
+            "candidates": [
+                {"source": "real", "path": f"{key}/{key}-flu.png"},
+                {"source": "baseline-blur", "path": f"{key}/{key}-cand-baseline-blur.png"},
+            ],
+        })
+    manifest = {
+        "name": "LeGend demo reader study (synthetic drawings)",
+        "note": "Every image here is a SYNTHETIC drawing; 'real' marks the stand-in for a real follow-up.",
+        "cases": cases,
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path

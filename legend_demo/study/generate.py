@@ -1,0 +1,52 @@
+"""Filling in a manifest's missing candidates with a generation engine (saved marked SYNTHETIC)."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from ..engines.base import GenerationRequest
+from ..engines.registry import load_engine
+from ..export import save_synthetic_png
+from ..image_io import load_image
+from .manifest import CaseSpec, Manifest, resolve_inside
+
+GENERATED_DIR = "generated"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "x"
+
+
+def missing_count(manifest: Manifest) -> int:
+    return sum(1 for case in manifest.cases for c in case.candidates if c.path is None)
+
+
+def generate_missing(
+    manifest: Manifest, engine_name: str | None = None, *, seed: int = 0, log: Callable[[str], None] = lambda _: None
+) -> Manifest:
+    """Generate every path-less candidate from its case's prior and text; return the manifest with paths filled."""
+    if missing_count(manifest) == 0:
+        return manifest
+    engine = load_engine(engine_name)
+    out_dir = manifest.root / GENERATED_DIR
+    out_dir.mkdir(exist_ok=True)
+    cases = []
+    for case in manifest.cases:
+        candidates = []
+        for candidate in case.candidates:
+            if candidate.path is None:
+                rel = f"{GENERATED_DIR}/{_safe(case.key)}-{_safe(candidate.source)}.png"
+                _generate_one(engine, manifest.root, case, rel, seed)
+                log(f"generated {rel} for case {case.key!r} with {engine.name}")
+                candidate = replace(candidate, path=rel)
+            candidates.append(candidate)
+        cases.append(replace(case, candidates=tuple(candidates)))
+    return replace(manifest, cases=tuple(cases))
+
+
+def _generate_one(engine, root: Path, case: CaseSpec, rel: str, seed: int) -> None:
+    prior = load_image(str(resolve_inside(root, case.prior)))
+    result = engine.generate(GenerationRequest(image=prior, progression_text=case.text, seed=seed))
+    save_synthetic_png(result.followup, root / rel, engine=result.engine, checkpoint=result.checkpoint)
