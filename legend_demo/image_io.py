@@ -140,7 +140,9 @@ def _read_path(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ImageInputError(f"Could not read {str(path)!r} ({exc.strerror}). Check that the file is readable.") from exc
+        raise ImageInputError(
+            f"Could not read {str(path)!r} ({exc.strerror}). Check that the file is readable."
+        ) from exc
 
 
 # ---------------------------------------------------------------- format dispatch
@@ -201,7 +203,7 @@ def _looks_like_text(head: bytes) -> bool:
 
 
 def _decode_pillow(data: bytes, max_pixels: int, formats: list[str] = PILLOW_FORMATS) -> _Decoded:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(data), formats=formats)
@@ -216,22 +218,30 @@ def _decode_pillow(data: bytes, max_pixels: int, formats: list[str] = PILLOW_FOR
         raise _corrupt("image", exc) from exc
     with image:
         _check_dimensions(*image.size, max_pixels)
-        if getattr(image, "n_frames", 1) > 1:
-            raise ImageInputError(
-                f"The image holds {image.n_frames} frames (an animation or stack). Upload a single radiograph."
-            )
         fmt = (image.format or "image").lower()
-        rotated = image.getexif().get(0x0112, 1) not in (None, 1)  # EXIF Orientation
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit already applied
-                image.load()
-                transposed = ImageOps.exif_transpose(image)
-        except Exception as exc:
+            upright, notes = _load_upright(image)
+        except ImageInputError:
+            raise
+        except Exception as exc:  # truncated or corrupt pixel data
             raise _corrupt(fmt.upper(), exc) from exc
-        notes = ["EXIF orientation applied"] if rotated else []
-        array, bit_depth, mode_notes = _array_from_pillow(transposed)
+        array, bit_depth, mode_notes = _array_from_pillow(upright)
     return _Decoded(array, fmt, bit_depth, notes + mode_notes)
+
+
+def _load_upright(image: Any) -> tuple[Any, list[str]]:
+    """Decode a single-frame Pillow image and apply its EXIF orientation."""
+    from PIL import Image, ImageOps
+
+    if getattr(image, "n_frames", 1) > 1:
+        raise ImageInputError(
+            f"The image holds {image.n_frames} frames (an animation or stack). Upload a single radiograph."
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit already applied
+        image.load()
+    rotated = image.getexif().get(0x0112, 1) not in (None, 1)  # EXIF Orientation tag
+    return ImageOps.exif_transpose(image), ["EXIF orientation applied"] if rotated else []
 
 
 def _array_from_pillow(image: Any) -> tuple[np.ndarray, int, list[str]]:
@@ -381,8 +391,8 @@ def _check_dicom_is_single_image(ds: Any, max_pixels: int) -> None:
             )
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageInputError(
-            f"This DICOM file has no pixel data ({_uid_name(sop) or 'unknown object type'}). "
-            "Export the radiograph image itself from the PACS."
+            f"This DICOM file has no pixel data ({_uid_name(sop) or 'unknown object type'}): it is not an image, "
+            "or the file is incomplete. Export the radiograph image itself again from the PACS."
         )
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     if frames > 1:
