@@ -30,7 +30,7 @@ def burn_in_label(image01: np.ndarray, lines: Iterable[str]) -> np.ndarray:
     if not texts:
         raise ValueError("burn_in_label needs at least one non-empty line of text")
     height, width = image.shape
-    font, margin = _label_font(width), max(2, width // 64)
+    font, margin = _label_font(min(height, width)), max(2, min(height, width) // 64)
     wrapped = [piece for text in texts for piece in _wrap(text, font, width - 2 * margin)]
     line_height = _line_height(font)
     band_height = min(height, 2 * margin + line_height * len(wrapped))
@@ -94,7 +94,7 @@ def save_synthetic_dicom(
 
 
 def validate_image(image01: np.ndarray) -> np.ndarray:
-    """(H, W) real array with finite values in [0, 1] and sides ≥ MIN_EXPORT_SIDE → float32 copy; else ValueError."""
+    """(H, W) real array, finite, in [0, 1], sides ≥ MIN_EXPORT_SIDE → float32 copy; else ValueError."""
     array = np.asarray(image01)
     if array.ndim != 2:
         raise ValueError(f"expected a (H, W) grayscale image, got shape {array.shape}")
@@ -121,7 +121,10 @@ def _check_provenance(engine: str, checkpoint: str) -> None:
 
 
 def _description_text(description: str, engine: str, checkpoint: str) -> str:
-    return f"SYNTHETIC image: {description}. Engine: {engine}; checkpoint: {checkpoint}. Research use, not for diagnosis."
+    return (
+        f"SYNTHETIC image: {description}. Engine: {engine}; checkpoint: {checkpoint}. "
+        "Research use, not for diagnosis."
+    )
 
 
 def _to_uint(image01: np.ndarray, bits: int) -> np.ndarray:
@@ -130,11 +133,11 @@ def _to_uint(image01: np.ndarray, bits: int) -> np.ndarray:
     return np.round(image01 * top).astype(np.uint8 if bits == 8 else np.uint16)
 
 
-def _label_font(width: int):
-    """Pillow's built-in font at about 1/24 of the width (≥ 8 px), legible at 256 × 256."""
+def _label_font(short_side: int):
+    """Pillow's built-in font at about 1/24 of the short side (≥ 8 px), legible at 256 × 256."""
     from PIL import ImageFont
 
-    return ImageFont.load_default(size=max(8, round(width / 24)))
+    return ImageFont.load_default(size=max(8, round(short_side / 24)))
 
 
 def _line_height(font) -> int:
