@@ -35,6 +35,7 @@ class GenerationRequest:
     inject: bool = True  # vital-layer K/V injection from the source path
     steps: int | None = None  # None: the engine's default
     seed: int = 0
+    noise_mix: float = 0.0  # η in z_T ← √(1−η²)·z_inv + η·ε(seed); 0 = deterministic inversion (seed unused)
     capture_layers: tuple[int, ...] | None = None  # None: the vital layers; (): capture nothing
     capture_per_step: bool = False
     frame_mode: FrameMode = "pad"
@@ -59,6 +60,8 @@ class GenerationRequest:
             raise ValueError(f"steps={self.steps} is outside [1, {max_steps}]")
         if not (0 <= self.seed < 2**32):
             raise ValueError(f"seed={self.seed} is outside [0, 2^32)")
+        if not (0.0 <= self.noise_mix < 1.0):
+            raise ValueError(f"noise_mix={self.noise_mix} is outside [0, 1)")
 
 
 @dataclass
@@ -69,7 +72,7 @@ class LayerAttention:
     heatmap: np.ndarray  # (h, w), sums to 1 over image keys
     cbi: float
     ear: float
-    attn_iou: float
+    attn_iou: float | None  # None when there are no lesion points
     text_mass: float  # share of the edit-image queries' attention that went to text keys
     per_step: list[np.ndarray] | None = None  # (h, w) per denoising step, if asked
 

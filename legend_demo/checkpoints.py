@@ -1,0 +1,71 @@
+"""Where weights live: the `checkpoints/` layout, overridable by environment variables (see checkpoints/README.md)."""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# name → (folder under the checkpoints root, environment variable that overrides it)
+LAYOUT = {
+    "flux": ("flux1-dev", "LEGEND_FLUX_PATH"),
+    "stage1_lora": ("legend-stage1-lora", "LEGEND_LORA_PATH"),
+    "stage2_gbca": ("legend-stage2-gbca/gbca_strength.safetensors", "LEGEND_GBCA_PATH"),
+    "qwen": ("qwen2.5-vl-7b-instruct", "LEGEND_QWEN_PATH"),
+    "emu3": ("emu3", "LEGEND_EMU3_PATH"),
+}
+
+
+def checkpoints_root() -> Path:
+    return Path(os.environ.get("LEGEND_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+
+
+def checkpoint_path(name: str) -> str | None:
+    """The configured path (or hub id, when given by env var) for `name`, or None when nothing is there."""
+    if name not in LAYOUT:
+        raise ValueError(f"unknown checkpoint {name!r}; known: {', '.join(LAYOUT)}")
+    folder, env = LAYOUT[name]
+    if os.environ.get(env):
+        return os.environ[env]
+    path = checkpoints_root() / folder
+    return str(path) if path.exists() else None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """How a checkpoint is identified in provenance: a sha256 of small files, or of a folder's configs."""
+
+    source: str
+    sha256: str | None
+    scope: str  # "file", "configs" (large folders: every *.json plus weight file names and sizes), "hub-id"
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "sha256": self.sha256, "scope": self.scope}
+
+
+def fingerprint(source: str | None) -> Fingerprint | None:
+    if source is None:
+        return None
+    path = Path(source)
+    if path.is_file():
+        return Fingerprint(source, _sha256_file(path), "file")
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for item in sorted(path.rglob("*")):
+            if item.is_file():
+                rel = item.relative_to(path).as_posix()
+                digest.update(f"{rel}:{item.stat().st_size}\n".encode())
+                if item.suffix == ".json":
+                    digest.update(item.read_bytes())
+        return Fingerprint(source, digest.hexdigest(), "configs")
+    return Fingerprint(source, None, "hub-id")
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
