@@ -54,13 +54,14 @@ def read_mentions(text: str) -> list[Mention]:
     for sentence in _SENTENCE.split(text):
         previous_locations: tuple[Location, ...] = ()
         previous_change: Match | None = None
+        landmark = next((m.term.value for m in find_terms(sentence) if m.term.kind == "landmark"), None)
         for clause in _CLAUSE.split(sentence):
             if not clause.strip():
                 continue
             terms = find_terms(clause)
             change = next((m for m in terms if m.term.kind == "change"), None)
             found = _clause_mentions(clause.strip(), terms, change or previous_change, change is None,
-                                     previous_locations)
+                                     previous_locations, landmark)
             mentions.extend(found)
             own = _locations(terms)
             previous_locations = own or previous_locations
@@ -69,10 +70,10 @@ def read_mentions(text: str) -> list[Mention]:
 
 
 def _clause_mentions(clause: str, terms: list[Match], change: Match | None, change_borrowed: bool,
-                     previous_locations: tuple[Location, ...]) -> list[Mention]:
+                     previous_locations: tuple[Location, ...], sentence_landmark: str | None) -> list[Mention]:
     clause_negated = any(m.term.kind == "clause_negation" for m in terms) and not any(
         m.term.kind == "change" for m in terms)
-    landmark = next((m.term.value for m in terms if m.term.kind == "landmark"), None)
+    landmark = next((m.term.value for m in terms if m.term.kind == "landmark"), sentence_landmark)
     segments, findings = _segments(terms)
     if not findings:
         located = _locations(segments[0])
