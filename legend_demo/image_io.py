@@ -361,6 +361,15 @@ def _decode_dicom(data: bytes, max_pixels: int) -> _Decoded:
 
 def _decode_dicom_quietly(data: bytes, max_pixels: int) -> _Decoded:
     ds = _read_dicom(data)
+    try:
+        return _dicom_to_unit(ds, max_pixels)
+    except ImageInputError:
+        raise
+    except Exception as exc:  # malformed header values, truncated pixel data, decoder failures, ...
+        raise _corrupt("DICOM", exc) from exc
+
+
+def _dicom_to_unit(ds: Any, max_pixels: int) -> _Decoded:
     _check_dicom_is_single_image(ds, max_pixels)
     info = {k: _plain(ds.get(k)) for k in DICOM_INFO_KEYWORDS if ds.get(k) not in (None, "")}
     raw = _dicom_pixels(ds)
@@ -424,10 +433,7 @@ def _dicom_pixels(ds: Any) -> np.ndarray:
                 f"The DICOM pixels are compressed ({_uid_name(syntax)}) and the decoder is not installed "
                 f"({missing}). Install it, or ask for an uncompressed export."
             )
-    try:
-        return np.asarray(ds.pixel_array)
-    except Exception as exc:  # truncated pixel data, decoder failures, ...
-        raise _corrupt("DICOM", exc) from exc
+    return np.asarray(ds.pixel_array)
 
 
 def _dicom_grayscale(raw: np.ndarray, ds: Any) -> tuple[np.ndarray, list[str]]:
@@ -450,27 +456,35 @@ def _dicom_grayscale(raw: np.ndarray, ds: Any) -> tuple[np.ndarray, list[str]]:
 
 def _apply_voi(values: np.ndarray, ds: Any, notes: list[str]) -> np.ndarray:
     """VOI LUT or window mapped to [0, 1] by the transform's own output range; min/max when absent or invalid."""
+    try:
+        voi = _voi_scaled(values, ds)
+    except Exception as exc:  # an invalid window or LUT in the file: fall back, and say so
+        notes.append(f"VOI in file unusable ({exc}); min/max scaled")
+        return _min_max(values.astype(np.float64))
+    if voi is None:
+        notes.append("no VOI window in file; min/max scaled")
+        return _min_max(values.astype(np.float64))
+    scaled, note = voi
+    notes.append(note)
+    return scaled
+
+
+def _voi_scaled(values: np.ndarray, ds: Any) -> tuple[np.ndarray, str] | None:
+    """(values through the VOI LUT or window, scaled to [0, 1], note), or None when the file has no VOI."""
     from pydicom.pixels import apply_voi_lut
 
     kind = _voi_kind(ds)
-    if kind is not None:
-        try:
-            out = apply_voi_lut(values, ds, prefer_lut=True).astype(np.float64)
-            low, high = _voi_output_range(ds, kind)
-        except Exception as exc:  # an invalid window or LUT in the file: fall back, and say so
-            notes.append(f"VOI in file unusable ({exc}); min/max scaled")
-        else:
-            notes.append(kind)
-            return np.clip((out - low) / (high - low), 0.0, 1.0)  # out is within [low, high] by construction
-    else:
-        notes.append("no VOI window in file; min/max scaled")
-    return _min_max(values.astype(np.float64))
+    if kind is None:
+        return None
+    out = apply_voi_lut(values, ds, prefer_lut=True).astype(np.float64)
+    low, high = _voi_output_range(ds, kind)
+    return np.clip((out - low) / (high - low), 0.0, 1.0), kind  # out lies in [low, high] by construction
 
 
 def _voi_kind(ds: Any) -> str | None:
     if ds.get("VOILUTSequence"):
         return "VOI LUT applied"
-    if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+    if ds.get("WindowCenter") not in (None, "") and ds.get("WindowWidth") not in (None, ""):
         center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
         return f"window {center:g}/{width:g} applied"
     return None

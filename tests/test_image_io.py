@@ -285,6 +285,23 @@ def test_compressed_dicom_round_trips(syntax):
     np.testing.assert_allclose(loaded.array, reference.array, atol=1e-6)
 
 
+def test_jpeg_baseline_dicom_decodes_through_a_plugin():
+    gray = gradient_u8()
+    ds = make_dicom(gray, bits_stored=8)
+    ds.PixelData = pydicom.encaps.encapsulate([encode(Image.fromarray(gray), "JPEG", quality=95)])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.JPEGBaseline8Bit
+    loaded = load_image(dicom_bytes(ds))
+    assert np.abs(loaded.array - gray / 255.0).mean() < 0.02
+
+
+def test_first_of_several_windows_is_used_and_an_empty_window_is_ignored():
+    several = load_image(dicom_bytes(make_dicom(ramp_u12(), WindowCenter=[2048, 500], WindowWidth=[4096, 1000])))
+    assert "window 2048/4096 applied" in several.notes
+    empty = make_dicom(ramp_u12(), WindowCenter="", WindowWidth="")
+    assert "no VOI window in file; min/max scaled" in load_image(dicom_bytes(empty)).notes
+
+
 def test_no_patient_identifier_survives_loading():
     ds = make_dicom(ramp_u12(), ReferringPhysicianName="Who^Doctor", OtherPatientIDs="ALT-99")
     loaded = load_image(dicom_bytes(ds))
