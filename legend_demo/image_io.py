@@ -433,7 +433,12 @@ def _dicom_pixels(ds: Any) -> np.ndarray:
                 f"The DICOM pixels are compressed ({_uid_name(syntax)}) and the decoder is not installed "
                 f"({missing}). Install it, or ask for an uncompressed export."
             )
-    return np.asarray(ds.pixel_array)
+    try:
+        return np.asarray(ds.pixel_array)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pylibjpeg-rle panics on corrupt runs (pyo3 PanicException, a BaseException)
+        raise _corrupt("DICOM", exc) from exc
 
 
 def _dicom_grayscale(raw: np.ndarray, ds: Any) -> tuple[np.ndarray, list[str]]:

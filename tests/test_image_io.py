@@ -458,3 +458,23 @@ def test_blank_image():
 def test_rejected_paths_are_named(tmp_path: Path):
     path = tmp_path / "scan.dcm"
     assert str(path) in assert_rejected(path, "check the path")
+
+
+def test_corrupted_files_only_ever_raise_image_input_error():
+    """Flipped bytes and cuts in every format give a clean image or ImageInputError, never another type."""
+    rle = make_dicom(ramp_u12())
+    rle.compress(pydicom.uid.RLELossless)
+    tiff = io.BytesIO()
+    tifffile.imwrite(tiff, gradient_u16())
+    valid = [encode(Image.fromarray(gradient_u16()), "PNG"), encode(Image.fromarray(gradient_u8()), "JPEG"),
+             tiff.getvalue(), dicom_bytes(make_dicom(ramp_u12(), WindowCenter=9, WindowWidth=99)), dicom_bytes(rle)]
+    rng = np.random.default_rng(0)
+    for data in valid:
+        for trial in range(30):
+            damaged = bytearray(data[: rng.integers(1, len(data))] if trial % 2 else data)
+            for position in rng.integers(0, len(damaged), size=trial % 5):
+                damaged[position] = rng.integers(0, 256)
+            try:
+                load_image(bytes(damaged))
+            except ImageInputError:
+                pass
