@@ -58,6 +58,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection, migrations: tuple[str, ...] = MIGRATIONS) -> int:
     """Apply every migration newer than the database, each in its own transaction; return the new version."""
+    if schema_version(conn) == len(migrations):  # the common case: no write lock needed
+        return len(migrations)
     with transaction(conn):
         conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
     current = schema_version(conn)
