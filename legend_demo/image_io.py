@@ -52,12 +52,12 @@ _NON_IMAGE_SOP_PREFIXES = {
 _RT_IMAGE_SOP = "1.2.840.10008.5.1.4.1.1.481.1"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == is ambiguous
 class LoadedImage:
     """A loaded radiograph: `array` float32 (H, W) in [0, 1], dense tissue bright, plus how it was made."""
 
     array: np.ndarray
-    original_size: tuple[int, int]  # (W, H)
+    original_size: tuple[int, int]  # (W, H) as loaded (after any EXIF rotation); framing is in SquareFrame
     source_format: str  # "png", "jpeg", "tiff", "dicom", ...
     bit_depth: int
     notes: list[str] = field(default_factory=list)
