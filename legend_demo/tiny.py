@@ -9,7 +9,7 @@ import string
 
 import torch
 
-TINY_SIDE = 32  # image side in pixels; VAE factor 1 and patch 2 → a 16×16 token grid
+TINY_SIDE = 64  # image side in pixels; VAE factor 2 and patch 2 → a 16×16 token grid
 
 
 def tiny_tokenizer(model_max_length: int):
@@ -59,7 +59,7 @@ def tiny_vae(seed: int = 0):
         sample_size=TINY_SIDE,
         in_channels=3,
         out_channels=3,
-        block_out_channels=(4,),
+        block_out_channels=(4, 4),
         layers_per_block=1,
         latent_channels=1,
         norm_num_groups=1,
