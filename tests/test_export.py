@@ -68,6 +68,13 @@ def test_label_lines_carry_the_disclaimer_and_provenance():
     assert ENGINE in lines[1] and CHECKPOINT in lines[1] and lines[2] == "seed 7"
 
 
+def test_characters_missing_from_the_font_are_drawn_as_ascii_not_boxes():
+    image = chest_like()
+    fancy = burn_in_label(image, ["café — 3×σ ≥ 2"])
+    plain = burn_in_label(image, ["cafe - 3xsigma >= 2"])
+    np.testing.assert_array_equal(fancy, plain)
+
+
 def test_long_lines_wrap_instead_of_running_off_the_image():
     narrow = np.full((256, 96), 0.5, np.float32)
     labelled = burn_in_label(narrow, [SYNTHETIC_LABEL])
