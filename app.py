@@ -1,0 +1,59 @@
+"""LeGend demo app: `python app.py [--host H] [--port P] [--share] [--study DB] [--engine NAME] [--checkpoints DIR]`.
+
+Thin entry point (also the Hugging Face Space's app_file): parse flags, build the UI, launch.
+"""
+from __future__ import annotations
+
+try:  # ZeroGPU needs `spaces` imported before torch; absent locally, that is fine
+    import spaces  # noqa: F401
+except ImportError:
+    spaces = None
+
+import argparse
+import os
+import threading
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="LeGend demo: synthetic chest X-ray follow-ups (research use only)")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--study", metavar="DB", help="add the reader-study tab backed by this SQLite file")
+    parser.add_argument("--engine", help="engine name (default: the first available)")
+    parser.add_argument("--checkpoints", metavar="DIR", help="checkpoints root (default: ./checkpoints or $LEGEND_CHECKPOINTS)")
+    parser.add_argument("--no-preload", action="store_true", help="load the model on the first Generate click")
+    return parser.parse_args(argv)
+
+
+def preload(engine: str | None) -> None:
+    """Load the engine once at start-up (ZeroGPU wants models placed before requests); failures are shown later."""
+    from legend_demo.engines.registry import default_engine_name, load_engine
+
+    name = engine or default_engine_name()
+    if name is None:
+        return
+    try:
+        load_engine(name)
+    except Exception as exc:  # noqa: BLE001 - reported to the user on Generate
+        print(f"[legend] engine {name!r} not preloaded: {exc}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from legend_demo.ui.app_ui import create_demo, launch_kwargs
+    from legend_demo.ui.config import AppConfig
+
+    config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine, study_db=args.study)
+    config.export_env()
+    demo = create_demo(config, study_db=args.study)
+    if not args.no_preload:
+        if os.environ.get("SPACE_ID"):  # on a Space: before serving, as ZeroGPU requires
+            preload(config.engine)
+        else:  # locally: in the background, so the page is served at once
+            threading.Thread(target=preload, args=(config.engine,), daemon=True).start()
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(config))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""`create_demo()`: the clinician-facing page (layout and wiring only; callbacks live in handlers.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..engines.base import SIGMA_RATIO_RANGE
+from ..engines.registry import available_engines
+from .api import add_api_endpoints
+from .config import UPLOAD_SUFFIXES, AppConfig
+from .examples import example_files
+from .generation import MAX_SAMPLES
+from .handlers import (
+    make_upload_handler, on_cancel, on_example_select, on_generate, on_ground, on_points_edited, on_sigma,
+)
+from .point_editor import PointEditor
+
+MAX_BIAS_STRENGTH = 10.0  # Engine.max_bias_strength default; the engine re-checks its own bound
+NOTICE = (
+    "<div id='research-notice' style='border:2px solid #b45309;background:#fff7ed;color:#7c2d12;"
+    "padding:8px 12px;border-radius:8px'><b>Research use only — not for diagnosis.</b> Every image this app "
+    "makes is <b>SYNTHETIC</b> and labelled so. Uploaded images stay in your browser session only; nothing "
+    "identifying is read from DICOM headers. Do not upload identifiable patient data to a public deployment.</div>"
+)
+
+
+def engine_choices(preferred: str | None = None) -> tuple[list[tuple[str, str]], str | None, str]:
+    """(dropdown choices of engines that can run here, default, one line per engine saying why/why not)."""
+    infos = available_engines()
+    choices = [(i.label, i.name) for i in infos if i.available]
+    if preferred and any(name == preferred for _, name in choices):
+        return choices, preferred, _engine_lines(infos)
+    return choices, (choices[0][1] if choices else None), _engine_lines(infos)
+
+
+def _engine_lines(infos) -> str:
+    lines = [f"- {'✅' if i.available else '⛔'} **{i.label}** — {i.reason}" for i in infos]
+    if not any(i.available for i in infos):
+        lines.insert(0, "**No generation engine can run here**, so Generate will explain why and stop. "
+                        "Grounding and the point editor still work.")
+    return "\n".join(lines)
+
+
+def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
+    """Grounders usable here: the rules always; the VLM only with its checkpoint and a CUDA GPU."""
+    if not config.has_checkpoint("qwen"):
+        return ["rules"], f"VLM grounder unavailable: no Qwen2.5-VL checkpoint in `{config.checkpoint_dir('qwen')}`."
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        return ["rules"], "VLM grounder unavailable: it needs a CUDA GPU."
+    return ["rules", "vlm"], "VLM grounder: Qwen2.5-VL-7B-Instruct (4-bit), falls back to the rules."
+
+
+def launch_kwargs(config: AppConfig) -> dict[str, Any]:
+    """Options every launch of this app uses (app.py, tests, benchmark)."""
+    return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb"}
+
+
+def create_demo(config: AppConfig | None = None, study_db: str | Path | None = None) -> gr.Blocks:
+    """Build (not launch) the Blocks app; `study_db` adds the reader-study tab."""
+    config = config or AppConfig.from_env()
+    with gr.Blocks(title="LeGend demo — synthetic chest X-ray follow-ups", delete_cache=(900, 3600)) as demo:
+        gr.Markdown("# LeGend demo — synthetic longitudinal chest X-ray follow-ups with GBCA")
+        gr.HTML(NOTICE, js_on_load=None)
+        with gr.Tab("Generate"):
+            _generate_tab(config)
+        if study_db:
+            with gr.Tab("Reader study"):
+                from .study_app import build_study_app
+
+                build_study_app(study_db).render()
+        add_api_endpoints(config, None)
+    demo.queue(max_size=64, default_concurrency_limit=1)
+    return demo
+
+
+def _generate_tab(config: AppConfig) -> None:
+    state = gr.State(None, time_to_live=3600)
+    with gr.Row():
+        with gr.Column(scale=1):
+            upload = gr.File(label="Prior radiograph (PNG, JPEG, TIFF or DICOM)", file_types=list(UPLOAD_SUFFIXES),
+                             elem_id="upload")
+            examples = gr.Gallery([(p, e.caption) for p, e in example_files()], label="Synthetic examples "
+                                  "(drawn by this app — not patient data)", columns=5, height=150,
+                                  allow_preview=False, elem_id="examples")
+            text = gr.Textbox(label="Progression description", lines=2, elem_id="text",
+                              placeholder="e.g. interval increase of right lower lobe consolidation")
+            source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
+            choices, default, notes = engine_choices(config.engine)
+            engine = gr.Dropdown(choices, value=default, label="Engine", interactive=bool(choices))
+            gr.Markdown(notes, elem_id="engine-notes")
+            grounders, grounder_note = grounder_choices(config)
+            grounder = gr.Radio(grounders, value="rules", label="Grounder")
+            gr.Markdown(grounder_note)
+            find = gr.Button("Find lesions", elem_id="find")
+        with gr.Column(scale=2):
+            editor = PointEditor(elem_id="point-editor")
+            points_text = gr.Textbox(label="Points received by Python (original image pixels)", interactive=False,
+                                     elem_id="points-json", value="[]")
+            summary = gr.Markdown("No image yet.", elem_id="image-summary")
+    controls = _controls()
+    with gr.Row():
+        generate = gr.Button("Generate SYNTHETIC follow-up", variant="primary", elem_id="generate")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+    outputs = _outputs()
+    sigma = controls[0]
+    upload.change(make_upload_handler(config), [upload, sigma], [state, editor, points_text, summary],
+                  api_visibility="private")
+    examples.select(on_example_select, None, [upload, text], api_visibility="private")
+    find.click(on_ground, [state, text, grounder, sigma], [editor, points_text], api_visibility="private")
+    editor.change(on_points_edited, [editor, sigma], [editor, points_text], show_progress="hidden",
+                  trigger_mode="always_last", api_visibility="private")
+    sigma.change(on_sigma, [editor, sigma], editor, show_progress="hidden", trigger_mode="always_last",
+                 api_visibility="private")
+    job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
+                         concurrency_id="gpu", concurrency_limit=1, api_visibility="private")
+    cancel.click(on_cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+
+
+def _controls() -> list[gr.components.Component]:
+    lo, hi = SIGMA_RATIO_RANGE
+    with gr.Accordion("Controls", open=True):
+        with gr.Row():
+            sigma = gr.Slider(lo, hi, value=0.10, step=0.01, label="σ ratio of the Gaussian prior",
+                              info="σ = ratio · min(h, w) token cells; thesis default 0.10", elem_id="sigma")
+            trained = gr.Checkbox(value=True, label="Use the trained bias strength s(τ)")
+            bias = gr.Slider(0.0, MAX_BIAS_STRENGTH, value=1.0, step=0.1, label="Fixed bias strength",
+                             info="used when the box is unticked; 0 = GBCA off")
+        with gr.Row():
+            steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = engine default)")
+            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+            samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)")
+            compare = gr.Checkbox(value=False, label="Compare with GBCA off (same seed)")
+            layers = gr.Textbox(value="", label="Layers to show", placeholder="blank = vital layers, e.g. 0, 17, 56")
+    return [sigma, trained, bias, steps, seed, samples, compare, layers]
+
+
+def _outputs() -> list[gr.components.Component]:
+    status = gr.Markdown(elem_id="status")
+    with gr.Row():
+        slider = gr.ImageSlider(label="Prior (model view) ↔ SYNTHETIC follow-up", elem_id="slider")
+        diff = gr.Image(label="Difference (SYNTHETIC − prior): red brighter, blue darker", elem_id="difference")
+        prior = gr.Image(label="Gaussian prior on the token grid", elem_id="prior-overlay")
+    samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, elem_id="samples")
+    attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys)",
+                           columns=5, elem_id="attention")
+    with gr.Row():
+        plot = gr.Plot(label="CBI / EAR / Attn-IoU per layer")
+        table = gr.Dataframe(label="Attention metrics per layer", elem_id="metrics-table")
+    with gr.Row():
+        report = gr.JSON(label="Provenance / report", elem_id="report")
+        files = gr.File(label="Downloads: SYNTHETIC PNG, DICOM Secondary Capture, report JSON", file_count="multiple",
+                        elem_id="downloads")
+    return [status, slider, diff, prior, samples, attention, plot, table, report, files]

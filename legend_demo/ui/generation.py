@@ -1,0 +1,134 @@
+"""One Generate click: K seeds with GBCA, optionally the same first seed with GBCA off, with progress and cancel.
+
+Shared by the UI and the `/generate` API, so both run exactly the same path (also on a ZeroGPU Space).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from ..engines.base import Engine, GenerationCancelled, GenerationRequest, GenerationResult
+from ..engines.registry import load_engine
+from ..points import LesionPoint
+from .gpu import gpu_task
+
+MAX_SAMPLES = 8
+GPU_SECONDS = 120  # ZeroGPU reservation per Generate click
+
+Reporter = Callable[[float, str], None]  # (fraction done in [0, 1], description)
+
+
+@dataclass(frozen=True)
+class GenerateParams:
+    """What the user asked for (UI controls or API arguments)."""
+
+    text: str
+    points: list[LesionPoint]
+    source_text: str = ""
+    sigma_ratio: float = 0.10
+    bias_strength: float | None = None  # None: the trained s(τ); 0: GBCA off
+    steps: int | None = None
+    seed: int = 0
+    num_samples: int = 1
+    compare_off: bool = False
+    capture_layers: tuple[int, ...] | None = None  # None: the engine's vital layers
+    engine: str | None = None
+
+    def check(self) -> None:
+        if not (1 <= self.num_samples <= MAX_SAMPLES):
+            raise ValueError(f"number of samples K={self.num_samples} must be between 1 and {MAX_SAMPLES}")
+
+
+@dataclass
+class GenerationBundle:
+    """Results of one click: samples[0] is the main follow-up; `off` is GBCA off with samples[0]'s seed."""
+
+    samples: list[GenerationResult]
+    off: GenerationResult | None = None
+    seeds: list[int] = field(default_factory=list)
+
+    @property
+    def main(self) -> GenerationResult:
+        return self.samples[0]
+
+    def mean(self) -> np.ndarray:
+        return np.mean([r.followup for r in self.samples], axis=0).astype(np.float32)  # (S, S)
+
+
+class CancelBoard:
+    """Per-session cancel flags: the Cancel button sets the one for its session."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            event = self._events[session] = threading.Event()
+            return event
+
+    def cancel(self, session: str) -> bool:
+        with self._lock:
+            event = self._events.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def finish(self, session: str) -> None:
+        with self._lock:
+            self._events.pop(session, None)
+
+
+def build_requests(image: np.ndarray, params: GenerateParams) -> list[GenerationRequest]:
+    """K requests (seeds seed..seed+K-1), then the GBCA-off twin of the first when asked."""
+    base = GenerationRequest(
+        image=image, progression_text=params.text, source_text=params.source_text, points=params.points,
+        sigma_ratio=params.sigma_ratio, bias_strength=params.bias_strength, steps=params.steps,
+        seed=params.seed, capture_layers=params.capture_layers,
+    )
+    requests = [replace(base, seed=params.seed + k) for k in range(params.num_samples)]
+    if params.compare_off:
+        requests.append(replace(base, bias_strength=0.0))
+    return requests
+
+
+@gpu_task(duration=GPU_SECONDS)
+def run_generation(
+    image: np.ndarray, params: GenerateParams, report: Reporter | None = None, cancel: threading.Event | None = None,
+) -> GenerationBundle:
+    """Run every request of `params` on the chosen engine; raises GenerationCancelled when `cancel` is set."""
+    params.check()
+    engine = load_engine(params.engine)
+    requests = build_requests(image, params)
+    for request in requests:
+        request.validate(engine.max_bias_strength)
+        _check_layers(engine, request.capture_layers)
+    results = [_run_one(engine, req, k, len(requests), report, cancel) for k, req in enumerate(requests)]
+    off = results.pop() if params.compare_off else None
+    return GenerationBundle(samples=results, off=off, seeds=[r.seed for r in requests[: params.num_samples]])
+
+
+def _run_one(engine: Engine, request: GenerationRequest, index: int, count: int,
+             report: Reporter | None, cancel: threading.Event | None) -> GenerationResult:
+    label = "GBCA off" if index == count - 1 and request.bias_strength == 0.0 and index > 0 else f"seed {request.seed}"
+
+    def progress(phase: str, step: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise GenerationCancelled("cancelled by the user")
+        if report is not None:
+            within = (0.5 if phase == "denoise" else 0.0) + 0.5 * step / max(total, 1)
+            report((index + within) / count, f"{label} ({index + 1}/{count}) · {phase} step {step}/{total}")
+
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled("cancelled by the user")
+    return engine.generate(request, progress=progress, cancel=cancel)
+
+
+def _check_layers(engine: Engine, layers: tuple[int, ...] | None) -> None:
+    bad = [layer for layer in layers or () if not (0 <= layer < engine.num_layers)]
+    if bad:
+        raise ValueError(f"layers {bad} do not exist; {engine.name} has layers 0–{engine.num_layers - 1}")

@@ -1,0 +1,187 @@
+"""The UI's callbacks: plain Python in, plain values out; every failure becomes a gr.Error message.
+
+The uploaded radiograph lives only in the session's gr.State (a LoadedImage: pixels plus non-identifying
+technical facts); nothing of it is written anywhere unless the user downloads a result.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from ..grounding import ground
+from ..image_io import LoadedImage
+from .config import AppConfig
+from .downloads import write_downloads
+from .errors import friendly
+from .examples import example_files
+from .generation import CancelBoard, GenerateParams, GenerationBundle, run_generation
+from .point_editor import editor_points, editor_value, with_overlay
+from .visuals import TABLE_HEADERS, difference_map, gray_rgb, heatmap_over, metrics_figure, metrics_rows, std_map
+
+CANCELS = CancelBoard()
+
+
+def points_json(value: Any) -> str:
+    """The editor's points as JSON (original pixels) — what Python received from the browser."""
+    return json.dumps([p.to_dict() for p in editor_points(value)])
+
+
+def image_summary(image: LoadedImage) -> str:
+    width, height = image.original_size
+    notes = f" · {'; '.join(image.notes)}" if image.notes else ""
+    return f"Loaded {image.source_format.upper()} {width} × {height} px ({image.bit_depth}-bit){notes}. Kept in this session only."
+
+
+def make_upload_handler(config: AppConfig):
+    @friendly
+    def on_upload(upload, sigma_ratio: float):
+        """Validate and load an upload → (state, editor value, points JSON, summary)."""
+        if upload is None:
+            return None, None, "[]", "No image yet."
+        from .uploads import load_upload
+
+        image = load_upload(upload, config)
+        value = editor_value(image.array, [], sigma_ratio)
+        return image, value, "[]", image_summary(image)
+
+    return on_upload
+
+
+def on_example_select(evt: gr.SelectData):
+    """Gallery click → (file for the upload box, its progression description)."""
+    path, example = example_files()[evt.index]
+    return path, example.text
+
+
+@friendly
+def on_ground(image: LoadedImage | None, text: str, grounder: str, sigma_ratio: float):
+    """Run the grounder → (editor value with points, points JSON); its fallbacks become gr.Warning toasts."""
+    if image is None:
+        raise gr.Error("Upload a radiograph or pick a synthetic example first.")
+    if not (text or "").strip():
+        raise gr.Error("Describe the progression first (e.g. 'interval increase of right lower lobe consolidation').")
+    result = ground(image, text, grounder)
+    for message in result.warnings:
+        gr.Warning(message)
+    value = editor_value(image.array, result.points, sigma_ratio)
+    return value, points_json(value)
+
+
+@friendly
+def on_points_edited(value: Any, sigma_ratio: float):
+    """Browser moved/added/deleted a point → (overlay refreshed when it changed, points JSON)."""
+    if not isinstance(value, dict) or not value.get("image"):
+        return gr.skip(), "[]"
+    updated = with_overlay(value, sigma_ratio)
+    same = updated["overlay"] == value.get("overlay") and updated["points"] == value.get("points")
+    return (gr.skip() if same else updated), points_json(updated)
+
+
+@friendly
+def on_sigma(value: Any, sigma_ratio: float):
+    """Sigma slider moved → editor value with the new prior overlay."""
+    if not isinstance(value, dict) or not value.get("image"):
+        return gr.skip()
+    return with_overlay(value, sigma_ratio)
+
+
+def parse_layers(text: str) -> tuple[int, ...] | None:
+    """'0, 1, 17' → (0, 1, 17); blank → None (the engine's vital layers)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        return tuple(sorted({int(part) for part in text.replace(";", ",").split(",") if part.strip()}))
+    except ValueError:
+        raise ValueError(f"layers must be comma-separated whole numbers, got {text!r}") from None
+
+
+def on_cancel(request: gr.Request):
+    if CANCELS.cancel(_session(request)):
+        gr.Info("Cancelling after the current step…")
+
+
+@friendly
+def on_generate(
+    image: LoadedImage | None, editor: Any, text: str, source_text: str, engine: str | None,
+    sigma_ratio: float, use_trained: bool, bias_strength: float, steps: float, seed: float,
+    num_samples: float, compare_off: bool, layers: str, request: gr.Request, progress=gr.Progress(),
+):
+    """Generate → status, slider, difference, prior overlay, samples, attention maps, plot, table, JSON, files."""
+    if image is None:
+        raise gr.Error("Upload a radiograph or pick a synthetic example first.")
+    params = GenerateParams(
+        text=text or "", points=editor_points(editor), source_text=source_text or "",
+        sigma_ratio=float(sigma_ratio), bias_strength=None if use_trained else float(bias_strength),
+        steps=int(steps) or None, seed=int(seed), num_samples=int(num_samples), compare_off=bool(compare_off),
+        capture_layers=parse_layers(layers), engine=engine or None,
+    )
+    if not params.points:
+        gr.Warning("No lesion points: the Gaussian bias is off for this run (press Find lesions or click the image).")
+    session = _session(request)
+    cancel = CANCELS.start(session)
+    started = time.perf_counter()
+    try:
+        progress(0.0, desc="loading the model")
+        bundle = run_generation(image.array, params, lambda f, d: progress(f, desc=d), cancel)
+    finally:
+        CANCELS.finish(session)
+    files, report = write_downloads(bundle, params)
+    return render_bundle(bundle, params, time.perf_counter() - started) + (report, files)
+
+
+def render_bundle(bundle: GenerationBundle, params: GenerateParams, seconds: float) -> tuple:
+    """The display outputs of one click (everything but the report JSON and the files)."""
+    main = bundle.main
+    before = main.prior_image
+    off_layers = bundle.off.layers if bundle.off else []
+    return (
+        status_text(bundle, params, seconds),
+        (gray_rgb(before), gray_rgb(main.followup)),
+        difference_map(before, main.followup),
+        heatmap_over(before, main.prior_map),
+        sample_gallery(bundle),
+        attention_gallery(before, main.layers, off_layers),
+        metrics_figure(main.layers, off_layers) if main.layers else None,
+        gr.Dataframe(value=metrics_rows(main.layers, off_layers), headers=TABLE_HEADERS),
+    )
+
+
+def status_text(bundle: GenerationBundle, params: GenerateParams, seconds: float) -> str:
+    main = bundle.main
+    bias = "trained s(τ)" if params.bias_strength is None else f"{params.bias_strength:g}"
+    seeds = ", ".join(str(s) for s in bundle.seeds)
+    return (
+        f"**SYNTHETIC follow-up — research use only, not for diagnosis.** Engine **{main.engine}** · "
+        f"checkpoint `{main.checkpoint}` · seed(s) {seeds} · σ ratio {params.sigma_ratio:g} · bias {bias} · "
+        f"{len(main.points)} point(s) · {seconds:.1f} s"
+    )
+
+
+def sample_gallery(bundle: GenerationBundle) -> list[tuple[np.ndarray, str]]:
+    """Each follow-up, their mean and the per-pixel std map (K > 1); the single follow-up otherwise."""
+    items = [(gray_rgb(r.followup), f"SYNTHETIC · seed {s}") for s, r in zip(bundle.seeds, bundle.samples)]
+    if len(bundle.samples) > 1:
+        items.append((gray_rgb(bundle.mean()), f"SYNTHETIC · mean of {len(bundle.samples)}"))
+        items.append((std_map([r.followup for r in bundle.samples]), "per-pixel std (bright = model unsure)"))
+    if bundle.off is not None:
+        items.append((gray_rgb(bundle.off.followup), f"SYNTHETIC · GBCA off · seed {bundle.seeds[0]}"))
+    return items
+
+
+def attention_gallery(image01: np.ndarray, on: list, off: list) -> list[tuple[np.ndarray, str]]:
+    items = [(heatmap_over(image01, a.heatmap), _caption(a, "GBCA on")) for a in on]
+    items += [(heatmap_over(image01, a.heatmap), _caption(a, "GBCA off")) for a in off]
+    return items
+
+
+def _caption(a, mode: str) -> str:
+    return f"layer {a.layer} · {mode} · CBI {a.cbi:.3f} · EAR {a.ear:.3f} · IoU {a.attn_iou:.3f}"
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "anonymous"

@@ -1,0 +1,89 @@
+"""Pictures and plots for results: attention heatmaps over the image, difference and std maps, metric plots."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ..engines.base import LayerAttention
+
+METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), ("attn_iou", "Attn-IoU ↑ (inside Ω)"))
+
+
+def gray_rgb(image01: np.ndarray) -> np.ndarray:
+    """(H, W) [0, 1] → (H, W, 3) uint8."""
+    gray = (np.clip(image01, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return np.dstack([gray] * 3)
+
+
+def colormap(values01: np.ndarray, cmap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """(H, W) [0, 1] → (H, W, 3) uint8 RGB."""
+    scaled = (np.clip(values01, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(scaled, cmap), cv2.COLOR_BGR2RGB)
+
+
+def heatmap_over(image01: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """A token-grid heatmap (h, w), scaled to its own max, blended over the (S, S) image: (S, S, 3) uint8."""
+    height, width = image01.shape
+    peak = float(heatmap.max())
+    norm = heatmap / peak if peak > 0 else np.zeros_like(heatmap)
+    up = cv2.resize(norm.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)  # (S, S)
+    blend = (1 - alpha) * gray_rgb(image01).astype(np.float32) + alpha * colormap(up).astype(np.float32)
+    return blend.round().astype(np.uint8)
+
+
+def difference_map(before01: np.ndarray, after01: np.ndarray) -> np.ndarray:
+    """after − before on a symmetric blue (darker) / red (brighter) scale: (S, S, 3) uint8."""
+    diff = after01.astype(np.float32) - before01.astype(np.float32)
+    d = diff / max(float(np.abs(diff).max()), 1e-6)  # (S, S) in [-1, 1]
+    rgb = np.stack([1 - np.clip(-d, 0, 1), 1 - np.abs(d), 1 - np.clip(d, 0, 1)], axis=-1)  # white = no change
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def std_map(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-pixel standard deviation across samples, scaled to its max (where the model is unsure): RGB."""
+    std = np.std(np.stack(samples), axis=0)  # (S, S)
+    peak = float(std.max())
+    return colormap(std / peak if peak > 0 else std, cv2.COLORMAP_INFERNO)
+
+
+def metrics_rows(on: Sequence[LayerAttention], off: Sequence[LayerAttention] = ()) -> list[list]:
+    """Table rows: layer, CBI, EAR, Attn-IoU, text share with GBCA, then the same without (when compared)."""
+    off_by_layer = {a.layer: a for a in off}
+    rows = []
+    for a in on:
+        row = [a.layer, round(a.cbi, 4), round(a.ear, 4), round(a.attn_iou, 4), round(a.text_mass, 4)]
+        b = off_by_layer.get(a.layer)
+        row += [round(b.cbi, 4), round(b.ear, 4), round(b.attn_iou, 4), round(b.text_mass, 4)] if b else [None] * 4
+        rows.append(row)
+    return rows
+
+
+TABLE_HEADERS = ["layer", "CBI", "EAR", "Attn-IoU", "text share",
+                 "CBI (GBCA off)", "EAR (GBCA off)", "Attn-IoU (GBCA off)", "text share (GBCA off)"]
+
+
+def metrics_figure(on: Sequence[LayerAttention], off: Sequence[LayerAttention] = ()):
+    """Matplotlib figure: CBI, EAR and Attn-IoU per layer, with GBCA (solid) and without (dashed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3), layout="constrained")
+    axes = fig.subplots(1, len(METRICS))
+    for ax, (key, title) in zip(axes, METRICS):
+        _plot_series(ax, on, key, "GBCA on", "-o")
+        if off:
+            _plot_series(ax, off, key, "GBCA off", "--s")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("layer", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7)
+    return fig
+
+
+def _plot_series(ax, layers: Sequence[LayerAttention], key: str, label: str, style: str) -> None:
+    xs = [str(a.layer) for a in layers]
+    ax.plot(xs, [getattr(a, key) for a in layers], style, label=label, markersize=4)
