@@ -1,0 +1,65 @@
+"""Admin exports: CSV with unblinded sources, and the iMRMC input format (header, BEGIN DATA:, truth rows -1)."""
+from __future__ import annotations
+
+import csv
+
+from legend_demo.cli import main
+from legend_demo.study.db import connect
+from legend_demo.study.export import synthetic_score
+
+
+def _rated_study(tmp_path):
+    demo, db = tmp_path / "demo", tmp_path / "s.db"
+    assert main(["study", "demo-manifest", "--out", str(demo)]) == 0
+    assert main(["study", "create", "--manifest", str(demo / "manifest.json"), "--db", str(db), "--seed", "4"]) == 0
+    from legend_demo.study.ratings import Rating, submit_rating
+    from legend_demo.study.reading import next_case
+
+    for name in ("r1", "r2", "r3"):
+        assert main(["study", "add-reader", "--db", str(db), "--name", name, "--password", "reader-password"]) == 0
+    conn = connect(db)
+    for reader_id in (1, 2, 3):
+        for _ in range(5 + reader_id % 2):  # partial sessions are exported too
+            view = next_case(conn, reader_id)
+            submit_rating(conn, reader_id, view.position, Rating(3, 3, 3, view.position % 2 == 0, 1 + view.position % 5, "no", "ok, fine"))
+    return db, conn
+
+
+def test_csv_export_reveals_sources_for_every_rating(tmp_path):
+    db, conn = _rated_study(tmp_path)
+    out = tmp_path / "ratings.csv"
+    assert main(["study", "export", "--db", str(db), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == conn.execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 17
+    truth = {(r["case_key"], r["source"]): r["is_real"] for r in conn.execute(
+        "SELECT c.case_key, d.source, d.is_real FROM candidates d JOIN cases c ON c.id = d.case_id")}
+    for row in rows:
+        assert int(row["is_real"]) == truth[(row["case_id"], row["source"])]
+        assert int(row["correct"]) == int(int(row["called_synthetic"]) != int(row["is_real"]))
+    assert {r["reader"] for r in rows} == {"r1", "r2", "r3"} and rows[0]["comment"] == "ok, fine"
+
+
+def test_imrmc_file_follows_the_input_format(tmp_path):
+    db, conn = _rated_study(tmp_path)
+    out = tmp_path / "vtt.imrmc"
+    assert main(["study", "export", "--db", str(db), "--out", str(tmp_path / "r.csv"), "--imrmc", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    begin = lines.index("BEGIN DATA:")
+    header = dict(line.split(":", 1) for line in lines[:begin] if line[:3] in ("NR:", "N0:", "N1:", "NM:"))
+    rows = [line.split(",") for line in lines[begin + 1:] if line]
+    assert all(len(row) == 4 for row in rows)
+    truth = {row[1]: int(row[3]) for row in rows if row[0] == "-1"}
+    scores = [row for row in rows if row[0] != "-1"]
+    expected_truth = {str(r["id"]): 0 if r["is_real"] else 1 for r in conn.execute(
+        "SELECT DISTINCT d.id, d.is_real FROM ratings r JOIN candidates d ON d.id = r.candidate_id")}
+    assert truth == expected_truth  # one truth row per rated case: 1 = synthetic, 0 = real
+    assert rows.index(scores[0]) == len(truth)  # truth rows come first
+    assert int(header["NR"]) == 3 and int(header["N0"]) + int(header["N1"]) == len(truth) and int(header["NM"]) == 1
+    assert len(scores) == 17 and {row[2] for row in scores} == {"visual_turing_test"}
+    assert all(case in truth and 1 <= int(score) <= 10 for _, case, _, score in scores)
+    assert len({(r, c) for r, c, _, _ in scores}) == len(scores)  # one score per reader and case
+
+
+def test_synthetic_score_is_monotone_in_belief():
+    ladder = [synthetic_score(False, c) for c in (5, 4, 3, 2, 1)] + [synthetic_score(True, c) for c in (1, 2, 3, 4, 5)]
+    assert ladder == list(range(1, 11))
