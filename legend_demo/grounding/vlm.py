@@ -1,0 +1,212 @@
+"""The VLM grounder: Qwen2.5-VL-7B-Instruct (4-bit NF4 on CUDA) places the points (thesis §4.2.2, §4.6).
+
+Configuration (environment):
+  LEGEND_QWEN_PATH            local folder or hub id; default checkpoints/qwen2.5-vl-7b-instruct/ when it holds a
+                              config.json, else "Qwen/Qwen2.5-VL-7B-Instruct" (set HF_HUB_OFFLINE=1 to never download)
+  LEGEND_QWEN_TIMEOUT_S       generation time limit, seconds (default 60)
+  LEGEND_QWEN_MAX_NEW_TOKENS  answer length bound (default 256)
+  LEGEND_QWEN_MAX_PIXELS      processor max_pixels, i.e. the input size the model sees (default 1024·28·28)
+  LEGEND_QWEN_4BIT            "0" loads bf16 instead of bitsandbytes NF4 on CUDA (default "1")
+
+Qwen2.5-VL answers in pixels of the image as its processor resized it (sides multiples of patch 14 × merge 2 =
+28, within min/max pixels): the size is read from the processor's own `image_grid_thw` and the points are mapped
+back to the original pixels by that ratio, never through a 0–1000 scale. Any failure (weights missing, no JSON,
+points off the image, timeout, CUDA out of memory) falls back to the rules grounder with a warning.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .image_input import GroundingImage
+from .parse import parse_answer
+from .postprocess import finish, rescale
+from .prompt import chat_text, system_prompt, user_prompt
+from .result import GroundingResult
+
+HUB_ID = "Qwen/Qwen2.5-VL-7B-Instruct"
+CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "qwen2.5-vl-7b-instruct"
+
+
+@dataclass(frozen=True)
+class VlmSettings:
+    source: str  # local folder or hub id
+    timeout_s: float = 60.0
+    max_new_tokens: int = 256
+    max_pixels: int = 1024 * 28 * 28
+    load_in_4bit: bool = True
+
+    @classmethod
+    def from_env(cls) -> "VlmSettings":
+        env = os.environ
+        return cls(
+            source=env.get("LEGEND_QWEN_PATH") or default_source(),
+            timeout_s=_positive(env.get("LEGEND_QWEN_TIMEOUT_S", "60"), "LEGEND_QWEN_TIMEOUT_S", float),
+            max_new_tokens=_positive(env.get("LEGEND_QWEN_MAX_NEW_TOKENS", "256"), "LEGEND_QWEN_MAX_NEW_TOKENS", int),
+            max_pixels=_positive(env.get("LEGEND_QWEN_MAX_PIXELS", str(1024 * 28 * 28)), "LEGEND_QWEN_MAX_PIXELS", int),
+            load_in_4bit=env.get("LEGEND_QWEN_4BIT", "1") != "0",
+        )
+
+
+@dataclass(frozen=True)
+class VlmAnswer:
+    text: str
+    seen_size: tuple[int, int]  # (W, H) of the processor-resized image the coordinates refer to
+
+
+class PointModel(Protocol):
+    def ask(self, image: Any, description: str) -> VlmAnswer: ...
+
+
+class VlmTimeout(RuntimeError):
+    """Generation hit its time limit before the answer was complete."""
+
+
+def default_source() -> str:
+    return str(CHECKPOINT_DIR) if (CHECKPOINT_DIR / "config.json").is_file() else HUB_ID
+
+
+def ground_with_vlm(picture: GroundingImage, text: str, model: PointModel | None = None,
+                    settings: VlmSettings | None = None) -> GroundingResult:
+    """VLM points in the original pixels, or the rules grounder's with a warning saying why."""
+    from . import ground_with_rules
+
+    try:
+        model = model or get_model(settings or VlmSettings.from_env())
+        answer = model.ask(to_pil(picture.array), text)
+        parsed = parse_answer(answer.text, answer.seen_size)
+    except Exception as exc:  # noqa: BLE001 — every failure means: fall back, visibly
+        fallback = ground_with_rules(picture, text)
+        warning = f"VLM grounder failed ({_reason(exc)}); used the rules grounder instead"
+        return GroundingResult(fallback.points, fallback.image_size, "rules", [warning] + fallback.warnings)
+    points = finish(rescale(parsed.points, answer.seen_size, picture.original_size), picture.original_size)
+    notes = [f"VLM answer repaired: {', '.join(parsed.repairs)}"] if parsed.repairs else []
+    return GroundingResult(points, picture.original_size, "vlm", notes)
+
+
+def to_pil(array: np.ndarray):
+    """(H, W) float in [0, 1] → 8-bit RGB PIL image, the input Qwen2.5-VL expects."""
+    from PIL import Image
+
+    gray = (np.clip(array, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)  # (H, W)
+    return Image.fromarray(gray).convert("RGB")
+
+
+class QwenPointModel:
+    """Tokenizer + slow (PIL) image processor + Qwen2.5-VL, asked with greedy decoding and a time limit."""
+
+    def __init__(self, tokenizer: Any, image_processor: Any, model: Any, settings: VlmSettings):
+        self.tokenizer, self.image_processor, self.model, self.settings = tokenizer, image_processor, model, settings
+
+    @classmethod
+    def load(cls, settings: VlmSettings) -> "QwenPointModel":
+        import torch
+        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        source = settings.source
+        local = Path(source).is_dir()
+        kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        image_processor = _image_processor_class().from_pretrained(source, max_pixels=settings.max_pixels, **kwargs)
+        if torch.cuda.is_available():
+            kwargs.update(dtype=torch.bfloat16, device_map={"": 0})
+            if settings.load_in_4bit:
+                from transformers import BitsAndBytesConfig
+
+                kwargs["quantization_config"] = BitsAndBytesConfig(
+                    load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+        else:
+            kwargs["dtype"] = torch.float32
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, **kwargs).eval()
+        return cls(tokenizer, image_processor, model, settings)
+
+    def ask(self, image: Any, description: str) -> VlmAnswer:
+        import torch
+
+        features = self.image_processor(images=[image], return_tensors="pt")
+        grid_t, grid_h, grid_w = (int(v) for v in features["image_grid_thw"][0])
+        patch, merge = int(self.image_processor.patch_size), int(self.image_processor.merge_size)
+        seen_size = (grid_w * patch, grid_h * patch)  # the processor's own smart_resize result
+        prompt = chat_text(system_prompt(*seen_size), user_prompt(description), grid_t * grid_h * grid_w // merge ** 2)
+        inputs = self.tokenizer(prompt, return_tensors="pt")
+        device = self.model.device
+        started = time.monotonic()
+        try:
+            with torch.inference_mode():
+                output = self.model.generate(
+                    input_ids=inputs["input_ids"].to(device),
+                    attention_mask=inputs["attention_mask"].to(device),
+                    pixel_values=features["pixel_values"].to(device, self.model.dtype),
+                    image_grid_thw=features["image_grid_thw"].to(device),
+                    do_sample=False,
+                    max_new_tokens=self.settings.max_new_tokens,
+                    max_time=self.settings.timeout_s,
+                )
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            raise
+        if time.monotonic() - started >= self.settings.timeout_s:
+            raise VlmTimeout(f"no complete answer within {self.settings.timeout_s:g} s")
+        new_tokens = output[0, inputs["input_ids"].shape[1]:]
+        return VlmAnswer(self.tokenizer.decode(new_tokens, skip_special_tokens=True), seen_size)
+
+
+_models: dict[VlmSettings, QwenPointModel] = {}
+_failures: dict[VlmSettings, str] = {}
+_lock = threading.Lock()
+
+
+def get_model(settings: VlmSettings) -> QwenPointModel:
+    """Load once per settings (lazy singleton); a failed load is remembered so later calls fall back at once."""
+    with _lock:
+        if settings in _failures:
+            raise RuntimeError(_failures[settings])
+        if settings not in _models:
+            try:
+                _models[settings] = QwenPointModel.load(settings)
+            except Exception as exc:  # noqa: BLE001
+                _failures[settings] = f"could not load {settings.source}: {_reason(exc)}"
+                raise RuntimeError(_failures[settings]) from exc
+        return _models[settings]
+
+
+def forget_models() -> None:
+    """Drop loaded models and remembered failures (tests; freeing GPU memory)."""
+    with _lock:
+        _models.clear()
+        _failures.clear()
+
+
+def _image_processor_class():
+    """The slow, PIL-only Qwen2-VL image processor (transformers 5 name first, then the 4.x name)."""
+    try:
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        return Qwen2VLImageProcessorPil
+    except ImportError:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+        return Qwen2VLImageProcessor
+
+
+def _reason(exc: BaseException) -> str:
+    if type(exc).__name__ == "OutOfMemoryError":
+        return "out of GPU memory"
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return message if len(message) <= 200 else message[:200] + "…"
+
+
+def _positive(value: str, name: str, kind: type):
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return number
