@@ -1,0 +1,138 @@
+"""The app builds without launching, and its pure helpers behave (no model, no server)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from legend_demo.points import LesionPoint
+from legend_demo.ui.config import AppConfig
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from legend_demo.ui.app_ui import create_demo
+
+    return create_demo(AppConfig.from_env())
+
+
+def test_create_demo_builds_without_launching(demo):
+    import gradio as gr
+
+    assert isinstance(demo, gr.Blocks)
+    assert not getattr(demo, "is_running", False)
+
+
+def test_named_api_endpoints_exist_and_ui_callbacks_stay_private(demo):
+    names = [d.api_name for d in demo.fns.values() if d.api_visibility == "public"]
+    assert sorted(names) == ["generate", "ground"]
+
+
+def test_generate_runs_one_job_at_a_time(demo):
+    gpu_jobs = [d for d in demo.fns.values() if d.concurrency_id == "gpu"]
+    assert len(gpu_jobs) >= 3  # UI generate, /ground, /generate
+    assert all(d.concurrency_limit == 1 for d in gpu_jobs)
+
+
+def test_page_shows_research_notice_and_synthetic_labels(demo):
+    config = str(demo.config)
+    assert "Research use only" in config
+    assert "SYNTHETIC" in config
+
+
+def test_without_engines_the_page_says_why(monkeypatch):
+    from legend_demo.engines.registry import EngineInfo
+    from legend_demo.ui import app_ui
+
+    monkeypatch.setattr(app_ui, "available_engines", lambda: [EngineInfo("x", "X", False, "needs a GPU")])
+    choices, default, notes = app_ui.engine_choices()
+    assert choices == [] and default is None
+    assert "No generation engine can run here" in notes and "needs a GPU" in notes
+
+
+def test_prior_overlay_follows_points_and_sigma_through_the_frame():
+    from legend_demo.ui.point_editor import prior_overlay
+
+    size = (300, 600)  # W, H: padded to a square
+    point = [LesionPoint(75, 450)]
+    narrow = prior_overlay(point, size, 0.05)
+    wide = prior_overlay(point, size, 0.25)
+    h, w = narrow.shape
+    assert (w, h) == (128, 256)  # display aspect of the original image
+    peak_y, peak_x = np.unravel_index(np.argmax(narrow), narrow.shape)
+    assert abs(peak_x / w - 0.25) < 0.1 and abs(peak_y / h - 0.75) < 0.1
+    assert wide.sum() > 2 * narrow.sum()
+    assert prior_overlay([], size, 0.1).max() == 0
+
+
+def test_editor_points_are_clipped_to_the_image_in_original_pixels():
+    from legend_demo.ui.point_editor import editor_points, editor_value
+
+    value = editor_value(np.zeros((500, 400), np.float32), [LesionPoint(10, 20, 4)], 0.1)
+    assert (value["width"], value["height"]) == (400, 500)
+    value["points"].append({"x": 999, "y": -5, "confidence": 5})
+    points = editor_points(value)
+    assert points[0] == LesionPoint(10, 20, 4, "")
+    assert 0 <= points[1].x < 400 and points[1].y == 0
+
+
+def test_upload_checks_type_and_size_before_decoding(tmp_path):
+    from legend_demo.errors import ImageInputError
+    from legend_demo.ui.uploads import load_upload
+
+    config = AppConfig(max_upload_mb=0.001)
+    text = tmp_path / "notes.txt"
+    text.write_text("not an image")
+    with pytest.raises(ImageInputError, match="not supported"):
+        load_upload(str(text), config)
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + b"0" * 5000)
+    with pytest.raises(ImageInputError, match="limit is"):
+        load_upload({"path": str(big)}, config)
+    with pytest.raises(ImageInputError, match="no image"):
+        load_upload(None, config)
+
+
+def test_config_flags_win_over_environment(tmp_path):
+    env = {"LEGEND_CHECKPOINTS": "/env/ckpt", "LEGEND_ENGINE": "embedded", "LEGEND_FLUX_PATH": "/models/flux"}
+    config = AppConfig.from_env(env, checkpoints_root=str(tmp_path), engine=None)
+    assert config.checkpoints_root == tmp_path and config.engine == "embedded"
+    assert str(config.checkpoint_dir("flux", env)) == "/models/flux"
+    assert config.checkpoint_dir("stage1_lora", env) == tmp_path / "legend-stage1-lora"
+    with pytest.raises(ValueError, match="LEGEND_MAX_UPLOAD_MB"):
+        AppConfig.from_env({"LEGEND_MAX_UPLOAD_MB": "-3"})
+
+
+def test_api_points_accept_list_dict_or_json_text():
+    from legend_demo.ui.api import parse_points
+
+    assert parse_points(None) is None and parse_points("  ") is None
+    assert parse_points('[{"x": 1, "y": 2}]') == [{"x": 1, "y": 2}]
+    assert parse_points({"points": []}) == []
+    with pytest.raises(ValueError, match="not valid JSON"):
+        parse_points("[{")
+
+
+def test_errors_become_messages_not_tracebacks():
+    import gradio as gr
+
+    from legend_demo.errors import ImageInputError
+    from legend_demo.ui.errors import friendly
+
+    @friendly
+    def broken():
+        raise ImageInputError("the file is empty")
+
+    with pytest.raises(gr.Error, match="Image problem: the file is empty"):
+        broken()
+
+
+def test_examples_are_synthetic_drawings_with_findings():
+    from legend_demo.ui.examples import EXAMPLES, draw_chest
+
+    normal = draw_chest("normal", 0)
+    opacity = draw_chest("opacity-right-lower", 0)
+    assert normal.dtype == np.float32 and 0 <= normal.min() and normal.max() <= 1
+    diff = np.abs(opacity - normal)
+    ys, xs = np.nonzero(diff > 0.05)
+    assert xs.mean() < normal.shape[1] / 2  # patient's right lung = image left
+    assert all("SYNTHETIC" in e.caption for e in EXAMPLES)
