@@ -106,11 +106,15 @@ class QwenPointModel:
 
     @classmethod
     def load(cls, settings: VlmSettings) -> "QwenPointModel":
+        source = settings.source
+        local = _looks_local(source)
+        if local and not (Path(source).expanduser() / "config.json").is_file():  # checked before importing torch
+            raise FileNotFoundError(f"no Qwen2.5-VL weights in {source} (expected config.json there)")
+        source = str(Path(source).expanduser()) if local else source
+
         import torch
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
-        source = settings.source
-        local = Path(source).is_dir()
         kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         image_processor = _image_processor_class().from_pretrained(source, max_pixels=settings.max_pixels, **kwargs)
@@ -181,6 +185,12 @@ def forget_models() -> None:
     with _lock:
         _models.clear()
         _failures.clear()
+
+
+def _looks_local(source: str) -> bool:
+    """A folder path rather than a hub id ("org/name"): absolute, ~, ./, more than one slash, or existing."""
+    return (Path(source).expanduser().exists() or source.startswith(("/", "~", ".", "\\"))
+            or source.count("/") > 1 or ":" in source[:3])
 
 
 def _image_processor_class():

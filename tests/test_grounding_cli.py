@@ -1,0 +1,74 @@
+"""`python -m legend_demo ground`: one case and a JSONL batch, JSON on stdout, exit code 2 on bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from legend_demo.cli import main
+from legend_demo.grounding.synthetic import synthetic_chest
+
+
+@pytest.fixture()
+def chest_png(tmp_path):
+    chest, right, left = synthetic_chest(360, 420)
+    path = tmp_path / "prior.png"
+    Image.fromarray((chest * 255).astype(np.uint8)).save(path)
+    return path, right, left
+
+
+def test_one_case_prints_points_size_grounder_and_warnings(chest_png, capsys):
+    path, right, left = chest_png
+    code = main(["ground", "--image", str(path), "--text", "New right lower lobe consolidation. No effusion."])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(out) == {"points", "image_size", "grounder", "warnings"}
+    assert out["image_size"] == [360, 420] and out["grounder"] == "rules"
+    (point,) = out["points"]
+    assert right.contains(point["x"], point["y"])
+    assert isinstance(point["x"], int) and point["confidence"] == 5 and "RLL" in point["label"]
+
+
+def test_batch_prints_one_json_object_per_line_and_reports_bad_lines(chest_png, tmp_path, capsys):
+    path, right, left = chest_png
+    batch = tmp_path / "cases.jsonl"
+    batch.write_text("\n".join([
+        json.dumps({"image": path.name, "text": "Increased left pleural effusion."}),
+        json.dumps({"image": str(path), "text": "No change."}),
+        "not json",
+        json.dumps({"image": "missing.png", "text": "New RUL opacity."}),
+    ]) + "\n")
+    code = main(["ground", "--jsonl", str(batch)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and len(lines) == 4
+    assert lines[0]["points"][0]["x"] > 180 and left.contains(lines[0]["points"][0]["x"], lines[0]["points"][0]["y"])
+    assert lines[1]["points"] == []
+    assert lines[2]["line"] == 3 and "not JSON" in lines[2]["error"]
+    assert lines[3]["line"] == 4 and "error" in lines[3]
+
+
+def test_vlm_without_weights_still_answers_with_the_rules_and_a_warning(chest_png, capsys, monkeypatch, tmp_path):
+    from legend_demo.grounding.vlm import forget_models
+
+    forget_models()
+    monkeypatch.setenv("LEGEND_QWEN_PATH", str(tmp_path / "no-weights-here"))
+    path, right, _ = chest_png
+    code = main(["ground", "--image", str(path), "--text", "New RLL opacity.", "--grounder", "vlm"])
+    out = json.loads(capsys.readouterr().out)
+    forget_models()
+    assert code == 0 and out["grounder"] == "rules"
+    assert out["warnings"][0].startswith("VLM grounder failed")
+    assert right.contains(out["points"][0]["x"], out["points"][0]["y"])
+
+
+@pytest.mark.parametrize("argv", [
+    ["ground", "--image", "nowhere.png", "--text", "new opacity"],
+    ["ground", "--text", "new opacity"],
+    ["ground", "--jsonl", "nowhere.jsonl"],
+])
+def test_bad_input_exits_2_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
