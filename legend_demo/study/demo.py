@@ -48,7 +48,7 @@ def _cartoon(finding: str, seed: int) -> np.ndarray:
 
 def _save(image: np.ndarray, path: Path) -> str:
     """Every demo image carries the same burned-in label, so the label itself gives nothing away."""
-    pixels = np.round(burn_in_label(image, [DEMO_LABEL]) * 255).astype(np.uint8)
+    pixels = np.round(burn_in_label(np.clip(image, 0.0, 1.0), [DEMO_LABEL]) * 255).astype(np.uint8)
     Image.fromarray(pixels, mode="L").save(path)
     return path.name
 
