@@ -47,12 +47,14 @@ def main(argv: list[str] | None = None) -> None:
     config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine, study_db=args.study)
     config.export_env()
     demo = create_demo(config, study_db=args.study)
-    if not args.no_preload:
-        if os.environ.get("SPACE_ID"):  # on a Space: before serving, as ZeroGPU requires
-            preload(config.engine)
-        else:  # locally: in the background, so the page is served at once
-            threading.Thread(target=preload, args=(config.engine,), daemon=True).start()
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs(config))
+    on_space = bool(os.environ.get("SPACE_ID"))
+    if on_space and not args.no_preload:  # ZeroGPU: models are placed before serving, not inside requests
+        preload(config.engine)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                **launch_kwargs(config))
+    if not on_space and not args.no_preload:  # locally: load in the background once the page is served
+        threading.Thread(target=preload, args=(config.engine,), daemon=True).start()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
         gr.Markdown("# LeGend demo — synthetic longitudinal chest X-ray follow-ups with GBCA")
         gr.HTML(NOTICE, js_on_load=None)
         with gr.Tab("Generate"):
-            _generate_tab(config)
+            _generate_tab(config, demo)
         if study_db:
             with gr.Tab("Reader study"):
                 from .study_app import build_study_app
@@ -81,7 +81,7 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
     return demo
 
 
-def _generate_tab(config: AppConfig) -> None:
+def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
     state = gr.State(None, time_to_live=3600)
     with gr.Row():
         with gr.Column(scale=1):
@@ -93,9 +93,8 @@ def _generate_tab(config: AppConfig) -> None:
             text = gr.Textbox(label="Progression description", lines=2, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
             source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
-            choices, default, notes = engine_choices(config.engine)
-            engine = gr.Dropdown(choices, value=default, label="Engine", interactive=bool(choices))
-            gr.Markdown(notes, elem_id="engine-notes")
+            engine = gr.Dropdown([], value=None, label="Engine", interactive=False)
+            engine_notes = gr.Markdown("Checking which engines can run here…", elem_id="engine-notes")
             grounders, grounder_note = grounder_choices(config)
             grounder = gr.Radio(grounders, value="rules", label="Grounder")
             gr.Markdown(grounder_note)
@@ -111,6 +110,7 @@ def _generate_tab(config: AppConfig) -> None:
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     outputs = _outputs()
     sigma = controls[0]
+    demo.load(_engine_discovery(config), None, [engine, engine_notes], api_visibility="private", queue=False)
     upload.change(make_upload_handler(config), [upload, sigma], [state, editor, points_text, summary],
                   api_visibility="private")
     examples.select(on_example_select, None, [upload, text], api_visibility="private")
@@ -122,6 +122,16 @@ def _generate_tab(config: AppConfig) -> None:
     job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
                          concurrency_id="gpu", concurrency_limit=1, api_visibility="private")
     cancel.click(on_cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+
+
+def _engine_discovery(config: AppConfig):
+    """Fill the engine list once the page is up: probing engines imports torch/diffusers (slow on a CPU)."""
+
+    def discover():
+        choices, default, text = engine_choices(config.engine)
+        return gr.Dropdown(choices=choices, value=default, interactive=bool(choices)), text
+
+    return discover
 
 
 def _controls() -> list[gr.components.Component]:
