@@ -19,7 +19,7 @@ class ChangeSpec:
 
     kind: str
     side: str  # patient side: right / left / none
-    lobe: str | None  # upper / middle / lower for consolidation and nodules
+    lobe: str | None  # upper / middle / lower for consolidation and nodules, else None
     direction: str
     level_ref: int
     level_flu: int
@@ -59,7 +59,7 @@ def sample_change(rng: np.random.Generator, kinds: tuple[str, ...] = LESION_TYPE
     kind = str(kinds[rng.choice(len(kinds), p=weights / weights.sum())])
     side = "none" if kind == "cardiomegaly" else str(rng.choice(["right", "left"]))
     lobe = None
-    if kind == "consolidation":
+    if kind in ("consolidation", "nodule"):
         lobes = [lobe for (s, lobe) in LOBE_STRUCTURES if s == side]
         lobe = str(lobes[rng.integers(len(lobes))])
     changing = ("new", "increased", "decreased", "resolved")

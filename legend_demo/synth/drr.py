@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from .attenuation import attenuation_channels
 from .projection import Tilt, project
@@ -61,17 +61,29 @@ def expose(line_integral: np.ndarray, exposure: Exposure, rng: np.random.Generat
     if exposure.window_high <= exposure.window_low:
         raise ValueError(f"window_high {exposure.window_high} must exceed window_low {exposure.window_low}")
     size = min(line_integral.shape)
-    primary = exposure.photons * np.exp(-line_integral)  # (H, W) photons
-    scatter = exposure.scatter * ndimage.gaussian_filter(primary, sigma=size / 8, mode="nearest")  # (H, W)
+    primary = exposure.photons * np.exp(-line_integral.astype(np.float64))  # (H, W) photons
+    scatter = exposure.scatter * _blur(primary, size / 8)  # (H, W)
     photons = primary + scatter
     if rng is not None:
         photons = photons + np.sqrt(photons) * rng.standard_normal(photons.shape)
-    photons = ndimage.gaussian_filter(np.maximum(photons, 1.0), sigma=exposure.blur_px, mode="nearest")
+    photons = _blur(np.maximum(photons, 1.0), exposure.blur_px)
     density = -np.log(photons / (exposure.photons * (1.0 + exposure.scatter)))  # (H, W) bright = dense
-    smooth = ndimage.gaussian_filter(density, sigma=size / 40, mode="nearest")
+    smooth = _blur(density, size / 40)
     density = density + exposure.unsharp * (density - smooth)
     shown = (density - exposure.window_low) / (exposure.window_high - exposure.window_low)
     return np.clip(shown, 0.0, 1.0) ** exposure.gamma
+
+
+def _blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with replicated borders (OpenCV); wide kernels run on a downsampled copy."""
+    factor = int(sigma // 3)
+    if factor < 2:
+        return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    height, width = image.shape
+    small = cv2.resize(image, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma / factor, sigmaY=sigma / factor,
+                             borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 class DRRRenderer:

@@ -14,8 +14,8 @@ Physics simplifications (documented):
 - cardiomegaly: the heart label dilated mostly left-right (anisotropic distance), soft tissue +40 HU, never
   over bone or airway.
 - pneumothorax: an apical-lateral rim of the lung (2D in-plane distance from the lung edge) set to air
-  (−1000 HU, no vessels) with a thin visceral pleural line (−100 HU) at the new, medially shifted lung edge and
-  the adjacent lung band (as wide as the rim) made denser (+40 HU): the displaced lung is compressed, not lost.
+  (−1000 HU, no vessels) with a thin visceral pleural line (−550 HU: a sub-voxel sheet) at the new, medially
+  shifted lung edge and the adjacent lung band (as wide as the rim) made denser (+20 HU): compressed, not lost.
 """
 from __future__ import annotations
 
@@ -72,9 +72,16 @@ def _distance_from(point: np.ndarray, shape: tuple[int, ...], voxel_mm: float, a
     return np.sqrt(sum(((g - p) / a) ** 2 for g, p, a in zip(grids, point, axes_scale))) * voxel_mm
 
 
+def _lung_extent(volume: ChestVolume, side: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of rows, columns and depths that the side's lung occupies (memoised)."""
+    lung = volume.lung_mask(side)
+    return _memo(volume, ("extent", side), lambda: tuple(
+        np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1))))
+
+
 def zone_of(volume: ChestVolume, side: str, row: float) -> str:
     """upper / middle / lower third of the side's lung height at image row `row`."""
-    rows = np.nonzero(volume.lung_mask(side).any(axis=(1, 2)))[0]
+    rows = _lung_extent(volume, side)[0]
     fraction = (row - rows.min()) / max(rows.max() - rows.min(), 1)
     return "upper" if fraction < 1 / 3 else ("middle" if fraction < 2 / 3 else "lower")
 
@@ -104,11 +111,18 @@ class Lesion:
         return (hu_box + weight * (self.target_hu - hu_box)).astype(np.float32)
 
 
+def lobe_box(volume: ChestVolume, side: str, lobe: str) -> tuple[Box, np.ndarray]:
+    """The lobe's bounding box and its (h, w, d) mask inside the box (memoised)."""
+    def compute():
+        mask = volume.labels == volume.lobe_id(side, lobe)
+        box = bounding_box(mask)
+        return box, mask[box]
+    return _memo(volume, ("lobe_box", side, lobe), compute)
+
+
 def consolidation(volume: ChestVolume, side: str, lobe: str, rng: np.random.Generator) -> Lesion:
     """Blob of airspace opacity filling part of one lobe (level 3 ≈ most of the lobe)."""
-    lobe_mask = volume.labels == volume.lobe_id(side, lobe)
-    box = bounding_box(lobe_mask)
-    inside = lobe_mask[box]  # (h, w, d)
+    box, inside = lobe_box(volume, side, lobe)  # inside: (h, w, d)
     candidates = np.argwhere(inside)
     seed = candidates[rng.integers(len(candidates))]
     noise = smooth_noise(inside.shape, 5.0, rng)
@@ -122,20 +136,17 @@ def consolidation(volume: ChestVolume, side: str, lobe: str, rng: np.random.Gene
     return Lesion("consolidation", side, lobe, zone_of(volume, side, row), box, weights, target)
 
 
-def nodule(volume: ChestVolume, side: str, rng: np.random.Generator) -> Lesion:
-    """Lobulated soft-tissue ellipsoid well inside one lung; level 3 is a mass."""
-    lobes = [lobe for (s, lobe) in LOBE_STRUCTURES if s == side]
-    lobe = lobes[rng.integers(len(lobes))]
+def nodule(volume: ChestVolume, side: str, lobe: str, rng: np.random.Generator) -> Lesion:
+    """Lobulated soft-tissue ellipsoid well inside one lobe's lung; level 3 is a mass."""
     radii_mm = {1: 5.0, 2: 9.0, 3: 16.0}
     lung = volume.lung_mask(side)
-    lobe_box = bounding_box(volume.labels == volume.lobe_id(side, lobe))
+    box_of_lobe, in_lobe = lobe_box(volume, side, lobe)
     depth = _memo(volume, ("lung_depth", side, lobe), lambda: ndimage.distance_transform_edt(
-        lung[lobe_box], sampling=volume.voxel_mm))  # (h, w, d) mm to the lung edge
-    in_lobe = volume.labels[lobe_box] == volume.lobe_id(side, lobe)
+        lung[box_of_lobe], sampling=volume.voxel_mm))  # (h, w, d) mm to the lung edge
     candidates = np.argwhere(in_lobe & (depth >= radii_mm[3] + 4.0))
     if len(candidates) == 0:
         candidates = np.argwhere(depth == depth[in_lobe].max())
-    center = candidates[rng.integers(len(candidates))] + [s.start for s in lobe_box]
+    center = candidates[rng.integers(len(candidates))] + [s.start for s in box_of_lobe]
     half = int(np.ceil(radii_mm[3] * 1.5 / volume.voxel_mm)) + 2
     box = clip_box(tuple(slice(int(c) - half, int(c) + half + 1) for c in center), volume.shape)
     local = center - [s.start for s in box]
@@ -149,7 +160,7 @@ def nodule(volume: ChestVolume, side: str, rng: np.random.Generator) -> Lesion:
 def effusion(volume: ChestVolume, side: str, rng: np.random.Generator) -> Lesion:
     """Fluid in the inferior part of one lung with a meniscus rising towards the lateral chest wall."""
     lung = volume.lung_mask(side)
-    rows, cols, depths = (np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
+    rows, cols, depths = _lung_extent(volume, side)
     bottom = int(rows.max())
     heights_mm = {lv: h * rng.uniform(0.85, 1.15) for lv, h in zip(LEVELS, (20.0, 45.0, 80.0))}
     meniscus = rng.uniform(0.6, 1.2)
@@ -169,7 +180,7 @@ def effusion(volume: ChestVolume, side: str, rng: np.random.Generator) -> Lesion
 def pneumothorax(volume: ChestVolume, side: str, rng: np.random.Generator) -> Lesion:
     """Apical-lateral rim of lung turned to air, bounded by a thin pleural line at the shifted lung edge."""
     lung = volume.lung_mask(side)
-    rows, cols, depths = (np.nonzero(lung.any(axis=axes))[0] for axes in ((1, 2), (0, 2), (0, 1)))
+    rows, cols, depths = _lung_extent(volume, side)
     top, scale = int(rows.min()), rng.uniform(0.85, 1.15)
     extents_mm = {lv: h * scale for lv, h in zip(LEVELS, (45.0, 80.0, 130.0))}
     rims_mm = {lv: r * scale for lv, r in zip(LEVELS, (6.0, 11.0, 18.0))}
@@ -202,7 +213,7 @@ def pneumothorax(volume: ChestVolume, side: str, rng: np.random.Generator) -> Le
 
 @dataclass
 class _PneumothoraxLesion(Lesion):
-    """Pneumothorax: air (−1000 HU) in the rim, a −100 HU pleural line and a compressed (+40 HU) lung band."""
+    """Pneumothorax: air (−1000 HU) in the rim, a −550 HU pleural line and a compressed (+20 HU) lung band."""
 
     lines: dict | None = None
     bands: dict | None = None
@@ -210,27 +221,34 @@ class _PneumothoraxLesion(Lesion):
     def apply(self, hu_box: np.ndarray, level: int) -> np.ndarray:
         edited = super().apply(hu_box, level)
         if level:
-            edited[self.bands[level]] += 40.0
-            edited[self.lines[level]] = -100.0
+            edited[self.bands[level]] += 20.0
+            edited[self.lines[level]] = -550.0
         return edited
+
+
+def _heart_fields(volume: ChestVolume) -> tuple[Box, np.ndarray, np.ndarray]:
+    """Box around the heart (+ max growth), anisotropic distance outside the heart (mm), voxels free to fill."""
+    heart = np.isin(volume.labels, [volume.label_id("heart"), volume.label_id("atrial_appendage_left")])
+    full = clip_box(bounding_box(heart, margin=int(np.ceil(17.0 * 1.15 * 1.4 / volume.voxel_mm)) + 4),
+                    volume.shape)
+    sampling = (1.5 * volume.voxel_mm, 0.85 * volume.voxel_mm, 1.2 * volume.voxel_mm)  # mostly left-right growth
+    distance = ndimage.distance_transform_edt(~heart[full], sampling=sampling)  # (h, w, d) mm
+    protected_groups = {"vertebrae", "ribs", "skeleton"}
+    protected = [i for i, group in volume.structures.values() if group in protected_groups]
+    protected += [volume.label_id(n) for n in ("trachea", "spinal_cord", "esophagus")]
+    free = ~np.isin(volume.labels[full], protected) & ~heart[full]
+    return full, distance, free
 
 
 def cardiomegaly(volume: ChestVolume, rng: np.random.Generator) -> Lesion:
     """Heart label dilated (more left-right than up-down), never over bone, airway or spinal canal."""
-    heart = np.isin(volume.labels, [volume.label_id("heart"), volume.label_id("atrial_appendage_left")])
     growth_mm = {lv: g * rng.uniform(0.85, 1.15) for lv, g in zip(LEVELS, (6.0, 11.0, 17.0))}
-    box = bounding_box(heart, margin=int(np.ceil(growth_mm[3] * 1.4 / volume.voxel_mm)) + 2)
-    box = clip_box(box, volume.shape)
-    sampling = (1.5 * volume.voxel_mm, 0.85 * volume.voxel_mm, 1.2 * volume.voxel_mm)  # anisotropic growth
-    margin_max = int(np.ceil(17.0 * 1.15 * 1.4 / volume.voxel_mm)) + 2
-    full = clip_box(bounding_box(heart, margin=margin_max), volume.shape)
-    distance_full = _memo(volume, ("heart_distance",), lambda: ndimage.distance_transform_edt(
-        ~heart[full], sampling=sampling))  # (H, W, D) mm outside the heart
-    distance = distance_full[tuple(slice(b.start - f.start, b.stop - f.start) for b, f in zip(box, full))]
-    protected_groups = {"vertebrae", "ribs", "skeleton"}
-    protected_ids = [i for i, group in volume.structures.values() if group in protected_groups]
-    protected_ids += [volume.label_id(n) for n in ("trachea", "spinal_cord", "esophagus")]
-    free = ~np.isin(volume.labels[box], protected_ids) & ~heart[box]
+    full, distance_full, free_full = _memo(volume, ("heart_fields",), lambda: _heart_fields(volume))
+    margin = int(np.ceil(growth_mm[3] * 1.4 / volume.voxel_mm)) + 2
+    local = bounding_box(distance_full <= 0, margin=margin)  # heart voxels have distance 0
+    local = clip_box(local, distance_full.shape)
+    box = tuple(slice(f.start + l.start, f.start + l.stop) for f, l in zip(full, local))
+    distance, free = distance_full[local], free_full[local]
     weights = {lv: (free & (distance <= g)).astype(np.float32) for lv, g in growth_mm.items()}
     return Lesion("cardiomegaly", "none", None, "cardiac", box, weights, 40.0)
 
@@ -243,8 +261,8 @@ def make_lesion(kind: str, volume: ChestVolume, side: str, lobe: str | None, rng
         return cardiomegaly(volume, rng)
     if side not in LUNG_SIDES:
         raise ValueError(f"{kind} needs side right or left, got {side!r}")
-    if kind == "consolidation":
-        if lobe is None:
-            raise ValueError("consolidation needs a lobe (upper/middle/lower)")
-        return consolidation(volume, side, lobe, rng)
-    return {"nodule": nodule, "effusion": effusion, "pneumothorax": pneumothorax}[kind](volume, side, rng)
+    if kind in ("consolidation", "nodule"):
+        if (side, lobe) not in LOBE_STRUCTURES:
+            raise ValueError(f"{kind} needs a lobe of the {side} lung, got {lobe!r}")
+        return (consolidation if kind == "consolidation" else nodule)(volume, side, lobe, rng)
+    return {"effusion": effusion, "pneumothorax": pneumothorax}[kind](volume, side, rng)

@@ -43,7 +43,8 @@ class RenderedPair:
     patient: Patient
     follow_up_exposure: Exposure
     follow_up_shift_px: tuple[float, float]
-    noise_seeds: tuple[int, int]
+    noise_seeds: tuple[int | None, int | None]
+    maps: tuple  # (reference, follow-up) sampling maps, each (map_x, map_y) of (S, S)
 
 
 def sample_patient(rng: np.random.Generator, jitter: bool = True) -> Patient:
@@ -85,8 +86,12 @@ def render_view(renderer: DRRRenderer, patient: Patient, delta: np.ndarray | Non
 
 
 def render_pair(renderer: DRRRenderer, fov: FieldOfView, change: ChangeSpec, rng: np.random.Generator,
-                size: int = 256, flu_shift_px: float = 0.5, jitter: bool = True) -> RenderedPair:
-    """Draw the patient and lesion shape from rng, edit the CT box, project, expose both views."""
+                size: int = 256, flu_shift_px: float = 0.5, jitter: bool = True, noise: bool = True
+                ) -> RenderedPair:
+    """Draw the patient and lesion shape from rng, edit the CT box, project, expose both views.
+
+    jitter=False: canonical patient and identical technique for both views; noise=False: noise-free views.
+    """
     patient = sample_patient(rng, jitter)
     lesion = make_lesion(change.kind, renderer.volume, change.side, change.lobe, rng)
     hu_lesion_box = renderer.volume.hu[lesion.box]
@@ -106,8 +111,9 @@ def render_pair(renderer: DRRRenderer, fov: FieldOfView, change: ChangeSpec, rng
     maps_flu = sampling_maps(fov, patient.pose, size, extra_shift_px=shift)
     exposure_flu = follow_up_exposure(patient.exposure, rng) if jitter else patient.exposure
     seeds = (int(rng.integers(2**62)), int(rng.integers(2**62)))
-    reference = render_view(renderer, patient, deltas[0], maps_ref, patient.exposure, seeds[0])
-    follow_up = render_view(renderer, patient, deltas[1], maps_flu, exposure_flu, seeds[1])
+    noise_seeds = seeds if noise else (None, None)
+    reference = render_view(renderer, patient, deltas[0], maps_ref, patient.exposure, noise_seeds[0])
+    follow_up = render_view(renderer, patient, deltas[1], maps_flu, exposure_flu, noise_seeds[1])
     mask = resample(path, maps_ref) >= MASK_MIN_PATH_MM  # (S, S)
     return RenderedPair(reference, follow_up, mask, lesion_points(mask, change.kind), change, lesion, patient,
-                        exposure_flu, shift, seeds)
+                        exposure_flu, shift, noise_seeds, (maps_ref, maps_flu))

@@ -58,7 +58,7 @@ def progression_description(change: ChangeSpec, rng: np.random.Generator) -> str
         raise ValueError(f"unknown direction {change.direction!r}; known: {tuple(TEMPLATES)}")
     if change.kind == "cardiomegaly":
         return _pick(HEART_TEMPLATES[change.direction], rng)
-    size = SIZE_WORDS[change.level_flu] if change.kind != "consolidation" and rng.random() < 0.6 else ""
+    size = SIZE_WORDS.get(change.level_flu, "") if change.kind != "consolidation" and rng.random() < 0.6 else ""
     template = _pick(TEMPLATES[change.direction], rng)
     return _capitalised(template.format(f=finding_phrase(change, rng), size=size))
 
