@@ -136,3 +136,20 @@ def test_examples_are_synthetic_drawings_with_findings():
     ys, xs = np.nonzero(diff > 0.05)
     assert xs.mean() < normal.shape[1] / 2  # patient's right lung = image left
     assert all("SYNTHETIC" in e.caption for e in EXAMPLES)
+
+
+def test_k_samples_give_each_followup_their_mean_and_a_std_map():
+    from legend_demo.ui.generation import GenerationBundle
+    from legend_demo.ui.handlers import sample_gallery
+
+    class Fake:
+        def __init__(self, value):
+            self.followup = np.full((64, 64), value, np.float32)
+
+    bundle = GenerationBundle(samples=[Fake(0.2), Fake(0.6)], seeds=[3, 4])
+    items = sample_gallery(bundle)
+    captions = [c for _, c in items]
+    assert captions[:2] == ["SYNTHETIC · seed 3", "SYNTHETIC · seed 4"]
+    assert "mean of 2" in captions[2] and "std" in captions[3]
+    assert items[2][0][0, 0, 0] == round(0.4 * 255)
+    np.testing.assert_allclose(bundle.mean(), 0.4, atol=1e-6)

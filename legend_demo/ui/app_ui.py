@@ -158,7 +158,8 @@ def _outputs() -> list[gr.components.Component]:
         slider = gr.ImageSlider(label="Prior (model view) ↔ SYNTHETIC follow-up", elem_id="slider")
         diff = gr.Image(label="Difference (SYNTHETIC − prior): red brighter, blue darker", elem_id="difference")
         prior = gr.Image(label="Gaussian prior on the token grid", elem_id="prior-overlay")
-    samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, elem_id="samples")
+    samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height=340,
+                         elem_id="samples")
     attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys)",
                            columns=5, elem_id="attention")
     with gr.Row():

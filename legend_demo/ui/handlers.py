@@ -20,7 +20,7 @@ from .errors import friendly
 from .examples import example_files
 from .generation import CancelBoard, GenerateParams, GenerationBundle, run_generation
 from .point_editor import editor_points, editor_value, with_overlay
-from .visuals import TABLE_HEADERS, difference_map, gray_rgb, heatmap_over, metrics_figure, metrics_rows, std_map
+from .visuals import TABLE_HEADERS, difference_map, for_display, gray_rgb, heatmap_over, metrics_figure, metrics_rows, std_map
 
 CANCELS = CancelBoard()
 
@@ -141,9 +141,9 @@ def render_bundle(bundle: GenerationBundle, params: GenerateParams, seconds: flo
     off_layers = bundle.off.layers if bundle.off else []
     return (
         status_text(bundle, params, seconds),
-        (gray_rgb(before), gray_rgb(main.followup)),
-        difference_map(before, main.followup),
-        heatmap_over(before, main.prior_map),
+        (for_display(gray_rgb(before)), for_display(gray_rgb(main.followup))),
+        for_display(difference_map(before, main.followup)),
+        for_display(heatmap_over(before, main.prior_map)),
         sample_gallery(bundle),
         attention_gallery(before, main.layers, off_layers),
         metrics_figure(main.layers, off_layers) if main.layers else None,
@@ -174,8 +174,8 @@ def sample_gallery(bundle: GenerationBundle) -> list[tuple[np.ndarray, str]]:
 
 
 def attention_gallery(image01: np.ndarray, on: list, off: list) -> list[tuple[np.ndarray, str]]:
-    items = [(heatmap_over(image01, a.heatmap), _caption(a, "GBCA on")) for a in on]
-    items += [(heatmap_over(image01, a.heatmap), _caption(a, "GBCA off")) for a in off]
+    items = [(for_display(heatmap_over(image01, a.heatmap)), _caption(a, "GBCA on")) for a in on]
+    items += [(for_display(heatmap_over(image01, a.heatmap)), _caption(a, "GBCA off")) for a in off]
     return items
 
 

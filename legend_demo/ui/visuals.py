@@ -11,10 +11,20 @@ from ..engines.base import LayerAttention
 METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), ("attn_iou", "Attn-IoU ↑ (inside Ω)"))
 
 
+DISPLAY_MIN_SIDE = 256
+
+
 def gray_rgb(image01: np.ndarray) -> np.ndarray:
     """(H, W) [0, 1] → (H, W, 3) uint8."""
     gray = (np.clip(image01, 0.0, 1.0) * 255).round().astype(np.uint8)
     return np.dstack([gray] * 3)
+
+
+def for_display(rgb: np.ndarray, min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray:
+    """Enlarge small model outputs (pixel-exact, nearest) so they are visible; larger ones unchanged."""
+    height, width = rgb.shape[:2]
+    factor = int(np.ceil(min_side / min(height, width)))
+    return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
 
 
 def colormap(values01: np.ndarray, cmap: int = cv2.COLORMAP_JET) -> np.ndarray:
