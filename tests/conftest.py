@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random FLUX models built in code (no downloads)."""
+"""Shared fixtures: tiny random FLUX models built in code (no downloads), and one headless browser per session."""
 import os
 
 import pytest
@@ -14,3 +14,7 @@ def tiny_engine():
     from legend_demo.engines.tiny import load
 
     return load(num_layers=2, num_single_layers=3, seed=0, default_steps=6)
+
+
+# One playwright-driven Debian chromium for the whole session (two sync_playwright instances cannot coexist).
+from app_harness import browser  # noqa: E402,F401

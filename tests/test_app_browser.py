@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from app_harness import app_url, browser, chromium_missing_reason, example_png  # noqa: F401 - fixtures
+from app_harness import app_url, chromium_missing_reason, example_png  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.skipif(chromium_missing_reason() is not None, reason=chromium_missing_reason() or "")
 

@@ -20,7 +20,6 @@ from legend_demo.study.readers import add_reader
 from legend_demo.study.studies import create_study
 
 gradio_client = pytest.importorskip("gradio_client")
-CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGE, DONE, PROGRESS, PRIOR, CAND_A, CAND_B, TEXT, TOKEN = range(8)  # client-visible outputs, in order
 RATING = ("4", "3", "5", "synthetic", "2", "partly")  # realism … lesion location, as the client sends them
@@ -117,28 +116,9 @@ def test_login_rate_resume_finish_and_admin(served_study):
     assert {row[0] for row in table["value"]["data"]} == sources
 
 
-def _launch_browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not installed")
-    manager = playwright_api.sync_playwright().start()
-    browser = manager.chromium.launch(executable_path=CHROMIUM, args=[
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"])
-    return manager, browser
-
-
-@pytest.fixture()
-def study_browser():
-    manager, browser = _launch_browser()
-    yield browser
-    browser.close()
-    manager.stop()
-
-
-def test_browser_login_and_one_rating_then_resume_after_reload(served_study, study_browser):
+def test_browser_login_and_one_rating_then_resume_after_reload(served_study, browser):
     db, url = served_study
-    page = study_browser.new_page()
+    page = browser.new_page()
     page.goto(url)
     page.locator("#study-name input, #study-name textarea").first.fill("alice")
     page.locator("#study-password input").first.fill("wrong-password")

@@ -73,9 +73,9 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
             _generate_tab(config, demo)
         if study_db:
             with gr.Tab("Reader study"):
-                from .study_app import build_study_app
+                from .study_app import add_study_ui
 
-                build_study_app(study_db).render()
+                add_study_ui(study_db, demo)
         add_api_endpoints(config, None)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
