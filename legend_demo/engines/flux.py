@@ -48,12 +48,120 @@ def check_free_vram(quantization: str | None) -> None:
         )
 
 
-class LeGendDiffusionEngine(Engine):
+class DualPathEngine(Engine):
+    """An Engine around a DualPathEditor: validation, vital-layer defaults, one job at a time, provenance."""
+
+    max_bias_strength = S_MAX
+
+    def __init__(
+        self,
+        editor: DualPathEditor,
+        *,
+        checkpoint: str,
+        vital_layers: tuple[int, ...] | None = None,
+        default_steps: int = 28,
+        fingerprints: dict[str, Any] | None = None,
+        load_options: dict[str, Any] | None = None,
+    ):
+        self.editor = editor
+        self._checkpoint = checkpoint
+        self.model_side = editor.model_side
+        self.default_steps = default_steps
+        self.fingerprints = fingerprints or {}
+        self.load_options = load_options or {}
+        self._vital = self._default_vital(vital_layers)
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+
+    @property
+    def checkpoint(self) -> str:
+        return self._checkpoint
+
+    @property
+    def num_layers(self) -> int:
+        return self.editor.num_layers
+
+    @property
+    def default_vital_layers(self) -> tuple[int, ...]:
+        return self._vital
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        return self.editor.codec.token_grid(self.model_side)
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        progress: ProgressFn | None = None,
+        cancel: threading.Event | None = None,
+    ) -> GenerationResult:
+        request.validate(self.max_bias_strength)
+        steps = request.steps or self.default_steps
+        vital = tuple(request.vital_layers) if request.vital_layers is not None else self._vital
+        with self._lock:
+            try:
+                out = self.editor.run(request, vital, steps, progress, cancel)
+            except torch.OutOfMemoryError as exc:
+                _release_cuda()
+                raise GenerationError(
+                    f"out of GPU memory ({exc.__class__.__name__}); memory released — try fewer capture layers"
+                ) from None
+        return GenerationResult(
+            followup=out["followup"],
+            source_reconstruction=out["source_reconstruction"],
+            prior_image=out["prior_image"],
+            prior_map=out["prior_map"],
+            frame=out["frame"],
+            points=list(request.points),
+            layers=out["layers"],
+            timings_s=out["timings_s"],
+            provenance=self._provenance(request, steps, out),
+            engine=self.name,
+            checkpoint=self.checkpoint,
+        )
+
+    def _default_vital(self, vital_layers: tuple[int, ...] | None) -> tuple[int, ...]:
+        if vital_layers is not None:
+            return tuple(sorted(vital_layers))
+        if self.num_layers == 57:
+            return FLUX_DEV_VITAL_LAYERS
+        return tuple(range(self.num_layers))  # small models: every layer until a vitality analysis says otherwise
+
+    def _provenance(self, request: GenerationRequest, steps: int, out: dict) -> dict[str, Any]:
+        return {
+            "created_utc": utc_now(),
+            "synthetic": True,
+            "engine": self.name,
+            "checkpoint": self.checkpoint,
+            "checkpoint_fingerprints": self.fingerprints,
+            "load": self.load_options,
+            "packages": package_versions(),
+            "parameters": {
+                "progression_text": request.progression_text,
+                "source_text": request.source_text,
+                "points": [p.to_dict() for p in request.points],
+                "sigma_ratio": request.sigma_ratio,
+                "bias_strength": request.bias_strength,
+                "bias_strength_mode": _strength_mode(request.bias_strength, self.editor.strength_mlp),
+                "strength_per_step": out["strength_per_step"],
+                "vital_layers": out["vital_layers"],
+                "inject": request.inject,
+                "capture_layers": out["capture_layers"],
+                "steps": steps,
+                "sigmas": out["sigmas"],
+                "seed": request.seed,
+                "noise_mix": request.noise_mix,
+                "guidance_scale": self.editor.guidance_scale,
+                "model_side": self.model_side,
+                "frame": out["frame"].to_dict(),
+            },
+        }
+
+
+class LeGendDiffusionEngine(DualPathEngine):
     """Dual-path GBCA editing on a FLUX-family pipeline (thesis ch. 5)."""
 
     name = "legend-diffusion"
     label = "LeGend-Diffusion (FLUX.1-dev + GBCA)"
-    max_bias_strength = S_MAX
 
     def __init__(
         self,
@@ -70,13 +178,8 @@ class LeGendDiffusionEngine(Engine):
         load_options: dict[str, Any] | None = None,
     ):
         self.pipe = pipe
-        self._checkpoint = checkpoint
-        self.model_side = model_side
-        self.default_steps = default_steps
         self.max_sequence_length = min(max_sequence_length, pipe.tokenizer_2.model_max_length)
-        self.fingerprints = fingerprints or {}
-        self.load_options = load_options or {}
-        self.editor = DualPathEditor(
+        editor = DualPathEditor(
             transformer=pipe.transformer,
             codec=FluxLatentCodec(pipe.vae, pipe.vae_scale_factor),
             encode_text=self._encode_text,
@@ -85,8 +188,14 @@ class LeGendDiffusionEngine(Engine):
             guidance_scale=guidance_scale if pipe.transformer.config.guidance_embeds else None,
             model_side=model_side,
         )
-        self._vital = self._default_vital(vital_layers)
-        self._lock = threading.Lock()  # one generation at a time per loaded model
+        super().__init__(
+            editor,
+            checkpoint=checkpoint,
+            vital_layers=vital_layers,
+            default_steps=default_steps,
+            fingerprints=fingerprints,
+            load_options=load_options,
+        )
 
     @classmethod
     def from_pretrained(
@@ -123,97 +232,17 @@ class LeGendDiffusionEngine(Engine):
             pipe.load_lora_weights(lora)
         _place(pipe, device, quantized=quantization is not None)
         strength = StrengthMLP.load(gbca_weights) if gbca_weights else None
-        prints = {k: (fp.to_dict() if fp else None) for k, fp in
-                  {"flux": fingerprint(path), "stage1_lora": fingerprint(lora), "stage2_gbca": fingerprint(gbca_weights)}.items()}
+        sources = {"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}
+        prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
         label = path + (f" + LoRA {lora}" if lora else "") + (f" + GBCA {gbca_weights}" if gbca_weights else "")
         load = {"path": path, "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
         return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
-
-    # --- Engine interface -------------------------------------------------------------------------------------
-    @property
-    def checkpoint(self) -> str:
-        return self._checkpoint
-
-    @property
-    def num_layers(self) -> int:
-        return self.editor.num_layers
-
-    @property
-    def default_vital_layers(self) -> tuple[int, ...]:
-        return self._vital
-
-    def generate(
-        self,
-        request: GenerationRequest,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> GenerationResult:
-        request.validate(self.max_bias_strength)
-        steps = request.steps or self.default_steps
-        vital = tuple(request.vital_layers) if request.vital_layers is not None else self._vital
-        with self._lock:
-            try:
-                out = self.editor.run(request, vital, steps, progress, cancel)
-            except torch.OutOfMemoryError as exc:
-                _release_cuda()
-                raise GenerationError(f"out of GPU memory ({exc.__class__.__name__}); memory released — try fewer capture layers") from None
-        return GenerationResult(
-            followup=out["followup"],
-            source_reconstruction=out["source_reconstruction"],
-            prior_image=out["prior_image"],
-            prior_map=out["prior_map"],
-            frame=out["frame"],
-            points=list(request.points),
-            layers=out["layers"],
-            timings_s=out["timings_s"],
-            provenance=self._provenance(request, steps, out),
-            engine=self.name,
-            checkpoint=self.checkpoint,
-        )
-
-    # --- helpers ------------------------------------------------------------------------------------------------
-    def _default_vital(self, vital_layers: tuple[int, ...] | None) -> tuple[int, ...]:
-        if vital_layers is not None:
-            return tuple(sorted(vital_layers))
-        if self.num_layers == 57:
-            return FLUX_DEV_VITAL_LAYERS
-        return tuple(range(self.num_layers))  # small models: every layer until a vitality analysis says otherwise
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         embeds, pooled, _ = self.pipe.encode_prompt(
             prompt=prompts, prompt_2=None, device=self.editor.device, max_sequence_length=self.max_sequence_length
         )
         return embeds, pooled  # (B, T, J), (B, P)
-
-    def _provenance(self, request: GenerationRequest, steps: int, out: dict) -> dict[str, Any]:
-        return {
-            "created_utc": utc_now(),
-            "synthetic": True,
-            "engine": self.name,
-            "checkpoint": self.checkpoint,
-            "checkpoint_fingerprints": self.fingerprints,
-            "load": self.load_options,
-            "packages": package_versions(),
-            "parameters": {
-                "progression_text": request.progression_text,
-                "source_text": request.source_text,
-                "points": [p.to_dict() for p in request.points],
-                "sigma_ratio": request.sigma_ratio,
-                "bias_strength": request.bias_strength,
-                "bias_strength_mode": _strength_mode(request.bias_strength, self.editor.strength_mlp),
-                "strength_per_step": out["strength_per_step"],
-                "vital_layers": out["vital_layers"],
-                "inject": request.inject,
-                "capture_layers": out["capture_layers"],
-                "steps": steps,
-                "sigmas": out["sigmas"],
-                "seed": request.seed,
-                "noise_mix": request.noise_mix,
-                "guidance_scale": self.editor.guidance_scale,
-                "model_side": self.model_side,
-                "frame": out["frame"].to_dict(),
-            },
-        }
 
 
 def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
