@@ -1,0 +1,1 @@
+"""The embedded small LeGend-Diffusion model (CPU default engine)."""
