@@ -50,6 +50,11 @@ class SynthConfig:
             raise ValueError(f"--size must be within [32, 2048], got {self.size}")
         if len(self.splits) != 3 or min(self.splits) < 0 or abs(sum(self.splits) - 1) > 1e-6:
             raise ValueError(f"--splits must be three non-negative fractions summing to 1, got {self.splits}")
+        unknown = [k for k in self.kinds if k not in LESION_TYPES]
+        if unknown or not self.kinds:
+            raise ValueError(f"--types must name some of {', '.join(LESION_TYPES)}; got {', '.join(self.kinds)}")
+        if not 0.0 <= self.p_unchanged < 1.0:
+            raise ValueError(f"--p-unchanged must be in [0, 1), got {self.p_unchanged}")
         if self.bit_depth not in (8, 16):
             raise ValueError(f"--bit-depth must be 8 or 16, got {self.bit_depth}")
 
