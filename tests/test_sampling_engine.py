@@ -149,8 +149,17 @@ def test_bad_requests_raise_value_errors_naming_the_value(tiny_engine, kwargs, n
 def test_cancel_stops_generation(tiny_engine):
     cancel = threading.Event()
     cancel.set()
-    with pytest.raises(GenerationCancelled, match="invert at step 1"):
+    with pytest.raises(GenerationCancelled, match="cancelled during (invert|denoise) at step 1"):
         tiny_engine.generate(request(), cancel=cancel)
+
+
+def test_inversion_is_reused_for_the_same_image_and_source_prompt(tiny_engine):
+    first = tiny_engine.generate(request(image=chest(70, 66), bias_strength=2.0))
+    again = tiny_engine.generate(request(image=chest(70, 66), bias_strength=0.0, seed=3))
+    np.testing.assert_allclose(first.source_reconstruction, again.source_reconstruction, atol=1e-6)
+    assert again.timings_s["invert"] < first.timings_s["invert"] / 5
+    other = tiny_engine.generate(request(image=chest(70, 66), source_text="a different source prompt"))
+    assert other.timings_s["invert"] > again.timings_s["invert"]
 
 
 def test_strength_mlp_starts_at_0_01_is_bounded_and_round_trips(tmp_path):

@@ -7,8 +7,10 @@ The source row is at exactly the edit row's noise level at every step because bo
 """
 from __future__ import annotations
 
+import hashlib
 import platform
 import threading
+from collections import OrderedDict
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -79,6 +81,10 @@ class DualPathEditor:
     strength_mlp: StrengthMLP | None = None
     guidance_scale: float | None = 3.5  # None for transformers without guidance embedding
     model_side: int = 256
+    inversion_cache_size: int = 8  # K seeds and the GBCA-off comparison reuse one inversion
+
+    def __post_init__(self) -> None:
+        self._inversions: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     @property
     def num_layers(self) -> int:
@@ -127,10 +133,16 @@ class DualPathEditor:
         check = _step_hook(progress, cancel)
 
         t0 = time.perf_counter()
-        with torch.no_grad():
-            source_velocity = self._velocity(embeds[:1], pooled[:1], img_ids, txt_ids)
-            noise = invert(source_velocity, x0, sigmas, callback=check("invert"))  # (1, N_img, C), eq. 5.8
-            noise = _mix_seed_noise(noise, request.noise_mix, request.seed)
+        key = (hashlib.sha1(image01.tobytes()).hexdigest(), request.source_text, tuple(sigmas))
+        noise = self._inversions.get(key)
+        if noise is None:
+            with torch.no_grad():
+                source_velocity = self._velocity(embeds[:1], pooled[:1], img_ids, txt_ids)
+                noise = invert(source_velocity, x0, sigmas, callback=check("invert"))  # (1, N_img, C), eq. 5.8
+            self._remember(key, noise)
+        elif progress is not None:
+            progress("invert", steps, steps)  # reused from an earlier request with the same image and prompt
+        noise = _mix_seed_noise(noise, request.noise_mix, request.seed)
         timings["invert"] = time.perf_counter() - t0
 
         state = GBCAState(
@@ -166,6 +178,11 @@ class DualPathEditor:
             "vital_layers": sorted(vital),
             "capture_layers": sorted(capture),
         }
+
+    def _remember(self, key: tuple, noise: torch.Tensor) -> None:
+        self._inversions[key] = noise
+        while len(self._inversions) > self.inversion_cache_size:
+            self._inversions.popitem(last=False)
 
     def _strength(self, bias_strength: float | None):
         """A fixed override (0 = GBCA off), else the trained s(τ) (init 0.01 when no weights are loaded)."""

