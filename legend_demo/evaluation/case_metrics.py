@@ -1,0 +1,76 @@
+"""Per-case quality metrics of one generated follow-up, in the model's square pixels (issue 5 §4, thesis table 5.2).
+
+- recon_psnr: PSNR(source_reconstruction, prior_image) — how well the inverted source path rebuilds the input.
+- psnr_out / ssim_out: follow-up vs reference OUTSIDE the lesion mask dilated by a disk of radius
+  max(1, round(side/64)) px (4 px at 256², 1 px at 64²), and outside any padding the square frame added.
+- lesion_change: mean(follow-up − reference) inside the exact (undilated) mask.
+- lesion_fidelity: lesion_change × expected sign of the described change (None for "unchanged").
+- attn_iou / cbi / ear: means over the captured (vital) layers; attn_iou ignores layers that have none.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from ..engines.base import GenerationResult
+from ..geometry import SquareFrame
+from .image_metrics import psnr, ssim
+
+
+def dilation_radius(side: int) -> int:
+    """Pixels the lesion mask grows by before measuring edit locality: max(1, round(side / 64))."""
+    return max(1, int(round(side / 64)))
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return xx**2 + yy**2 <= radius**2
+
+
+def framed_mask(frame: SquareFrame, mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool in original pixels → (side, side) bool in model pixels (area-resampled, ≥ 0.5)."""
+    return frame.apply(np.asarray(mask, dtype=np.float32)) >= 0.5
+
+
+def outside_region(frame: SquareFrame, mask: np.ndarray) -> np.ndarray:
+    """Model pixels that are image content (not frame padding) and outside the dilated lesion mask."""
+    lesion = framed_mask(frame, mask)
+    grown = ndimage.binary_dilation(lesion, structure=_disk(dilation_radius(frame.side)))
+    content = framed_mask(frame, np.ones(tuple(reversed(frame.original_size)), dtype=bool))
+    return content & ~grown
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """JSON-safe number: None for missing or non-finite values (PSNR of identical pixels is +inf)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def _layer_mean(result: GenerationResult, key: str) -> float | None:
+    values = [getattr(layer, key) for layer in result.layers]
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def image_quality(followup: np.ndarray, reference: np.ndarray, frame: SquareFrame, mask: np.ndarray,
+                  sign: int) -> dict[str, float | None]:
+    """Edit locality and lesion fidelity of `followup` (model pixels) against the framed reference."""
+    ref = frame.apply(reference)
+    outside = outside_region(frame, mask)
+    lesion = framed_mask(frame, mask)
+    change = float((followup - ref)[lesion].mean()) if lesion.any() else None
+    return {
+        "psnr_out": finite_or_none(psnr(followup, ref, outside)),
+        "ssim_out": ssim(followup, ref, outside),
+        "lesion_change": change,
+        "lesion_fidelity": None if change is None or sign == 0 else sign * change,
+    }
+
+
+def result_metrics(result: GenerationResult, reference: np.ndarray, mask: np.ndarray, sign: int) -> dict:
+    """Every per-case metric of one engine result (see the module docstring)."""
+    row = {"recon_psnr": finite_or_none(psnr(result.source_reconstruction, result.prior_image))}
+    row.update(image_quality(result.followup, reference, result.frame, mask, sign))
+    row.update({key: _layer_mean(result, key) for key in ("attn_iou", "cbi", "ear")})
+    return row

@@ -1,0 +1,101 @@
+"""Aggregate per-case rows: mean ± 95 % CI per configuration, the issue-5 GBCA checks, and a markdown table."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+METRICS = ("recon_psnr", "psnr_out", "ssim_out", "lesion_fidelity", "unchanged_change", "attn_iou", "cbi", "ear")
+HEADERS = {"recon_psnr": "src recon PSNR (dB)↑", "psnr_out": "PSNR out (dB)↑", "ssim_out": "SSIM out↑",
+           "lesion_fidelity": "lesion fidelity↑", "unchanged_change": "Δ unchanged (≈0)", "attn_iou": "Attn-IoU↑",
+           "cbi": "CBI↓", "ear": "EAR↓"}
+DIGITS = {"recon_psnr": 2, "psnr_out": 2, "ssim_out": 4}
+MAX_PSNR_LOSS_DB = 1.0
+
+
+def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
+    """Mean and half-width of the two-sided 95 % Student-t interval of the non-missing values."""
+    xs = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if xs.size == 0:
+        return {"mean": None, "ci95": None, "n": 0}
+    half = None
+    if xs.size > 1:
+        half = float(stats.t.ppf(0.975, xs.size - 1) * xs.std(ddof=1) / math.sqrt(xs.size))
+    return {"mean": float(xs.mean()), "ci95": half, "n": int(xs.size)}
+
+
+def _metric_values(rows: list[dict], metric: str) -> list[float | None]:
+    if metric == "unchanged_change":
+        return [r["lesion_change"] for r in rows if r["sign"] == 0]
+    if metric == "lesion_fidelity":
+        return [r["lesion_fidelity"] for r in rows if r["sign"] != 0]
+    return [r.get(metric) for r in rows]
+
+
+def aggregate(rows: list[dict], configs: list[str]) -> dict[str, dict[str, dict]]:
+    """{config: {metric: {mean, ci95, n}}} over the rows of each configuration."""
+    return {c: {m: mean_ci(_metric_values([r for r in rows if r["config"] == c], m)) for m in METRICS}
+            for c in configs}
+
+
+def paired_difference(rows: list[dict], metric: str, better: str, worse: str) -> dict:
+    """Mean ± CI of per-case (better − worse) for `metric`, over cases where both are present."""
+    by_case: dict[str, dict[str, float]] = {}
+    for r in _rows_with(rows, metric):
+        by_case.setdefault(r["case"], {})[r["config"]] = r[metric]
+    diffs = [v[better] - v[worse] for v in by_case.values() if better in v and worse in v]
+    return mean_ci(diffs)
+
+
+def _rows_with(rows: list[dict], metric: str) -> list[dict]:
+    rows = [r for r in rows if r.get(metric) is not None]
+    return [r for r in rows if r["sign"] != 0] if metric == "lesion_fidelity" else rows
+
+
+def gbca_checks(rows: list[dict], full: str, off: str) -> list[dict]:
+    """Issue 5: GBCA raises Attn-IoU and lesion fidelity over s = 0, losing ≤ 1 dB PSNR outside the mask."""
+    checks = []
+    for metric, label, threshold in (("attn_iou", "GBCA raises Attn-IoU over s = 0", 0.0),
+                                     ("lesion_fidelity", "GBCA raises lesion fidelity over s = 0", 0.0),
+                                     ("psnr_out", f"GBCA loses ≤ {MAX_PSNR_LOSS_DB:g} dB PSNR outside the mask",
+                                      -MAX_PSNR_LOSS_DB)):
+        diff = paired_difference(rows, metric, full, off)
+        strict = threshold == 0.0  # "raise" means strictly above; the PSNR budget allows equality
+        ok = diff["mean"] is not None and (diff["mean"] > threshold if strict else diff["mean"] >= threshold)
+        significant = diff["ci95"] is not None and diff["mean"] - diff["ci95"] > threshold
+        checks.append({"criterion": label, "metric": metric, "threshold": threshold, "difference": diff,
+                       "pass": bool(ok), "ci_clears_threshold": bool(significant)})
+    return checks
+
+
+def _cell(stat: dict, metric: str) -> str:
+    if stat["mean"] is None:
+        return "—"
+    digits = DIGITS.get(metric, 3)
+    ci = "" if stat["ci95"] is None else f" ± {stat['ci95']:.{digits}f}"
+    return f"{stat['mean']:.{digits}f}{ci}"
+
+
+def markdown_table(aggregates: dict[str, dict[str, dict]], labels: dict[str, str]) -> str:
+    """One row per configuration, mean ± 95 % CI per metric."""
+    lines = ["| configuration | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
+             "|---|" + "---|" * len(METRICS)]
+    for config, stats_ in aggregates.items():
+        lines.append(f"| {labels.get(config, config)} | " + " | ".join(_cell(stats_[m], m) for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def check_lines(checks: list[dict]) -> list[str]:
+    """'PASS/FAIL criterion: full − off = m ± h (n cases)' per check."""
+    lines = []
+    for c in checks:
+        d = c["difference"]
+        if d["mean"] is None:
+            numbers = "no paired values"
+        else:
+            ci = "" if d["ci95"] is None else f" ± {d['ci95']:.4f}"
+            numbers = f"full − (s = 0) = {d['mean']:+.4f}{ci} over {d['n']} cases"
+            numbers += "" if c["ci_clears_threshold"] else "; the 95 % CI does not clear the threshold"
+        lines.append(f"{'PASS' if c['pass'] else 'FAIL'} {c['criterion']}: {numbers}")
+    return lines
