@@ -98,7 +98,7 @@ def browser():
 def example_png() -> str:
     from legend_demo.ui.examples import example_files
 
-    return example_files()[0][0]
+    return next(path for path, example in example_files() if example.path is None)  # a non-square drawing
 
 
 def has_chromium() -> bool:

@@ -1,6 +1,8 @@
 """The app builds without launching, and its pure helpers behave (no model, no server)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -167,3 +169,18 @@ def test_create_demo_with_a_study_adds_the_reader_study_tab(tmp_path):
     names = {dep.get("api_name") for dep in demo.config["dependencies"]}
     assert {"study_login", "study_submit", "study_resume"} <= names
     assert any(getattr(block, "label", None) == "Reader study" for block in demo.blocks.values())
+
+
+def test_shipped_examples_are_synthetic_test_split_renders():
+    import json
+
+    from legend_demo.image_io import load_image
+    from legend_demo.ui.examples import SHIPPED, shipped_examples
+
+    manifest = json.loads((SHIPPED / "examples.json").read_text())
+    assert manifest["synthetic"] is True and manifest["split"] == "test"
+    examples = shipped_examples()
+    assert len(examples) == len(manifest["examples"]) >= 5
+    for example in examples:
+        assert "SYNTHETIC" in example.caption and "synthetic" in Path(example.path).name
+        assert load_image(example.path).size == (256, 256)

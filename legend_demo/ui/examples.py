@@ -1,10 +1,11 @@
-"""The examples gallery: SYNTHETIC chest-radiograph-like drawings made here with numpy/OpenCV.
+"""The examples gallery: SYNTHETIC images only, never patient data, and every caption says so.
 
-They are cartoons (body, lungs, ribs, heart, a finding), never patient data, and every caption says so.
-When the project's synthetic data set is installed, its images are listed first.
+First the held-out cases of the project's synthetic data set shipped in assets/examples/ (rendered from a CT,
+see `python -m legend_demo synth`), then cartoon drawings made here with numpy/OpenCV.
 """
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import cv2
 import numpy as np
 
 WIDTH, HEIGHT = 448, 512  # deliberately not square: exercises the pad/crop framing
+SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
 @dataclass(frozen=True)
@@ -21,10 +23,12 @@ class Example:
     finding: str  # "opacity-right-lower", "effusion-left", "cardiomegaly", "opacity-left-upper", "normal"
     text: str  # progression description offered with it
     seed: int
+    path: str | None = None  # a shipped synthetic render; None = draw the cartoon
 
     @property
     def caption(self) -> str:
-        return f"SYNTHETIC drawing — {self.name}"
+        kind = "render from CT" if self.path else "drawing"
+        return f"SYNTHETIC {kind} — {self.name}"
 
 
 EXAMPLES = (
@@ -83,7 +87,7 @@ def example_files(cache_dir: Path | None = None) -> list[tuple[str, Example]]:
     """Write each example once as PNG (file names say 'synthetic') and return [(path, example)]."""
     folder = cache_dir or Path(tempfile.gettempdir()) / "legend_demo_examples"
     folder.mkdir(parents=True, exist_ok=True)
-    items = []
+    items = [(example.path, example) for example in shipped_examples()]
     for example in EXAMPLES:
         path = folder / f"synthetic_{example.finding}_{example.seed}.png"
         if not path.exists():
@@ -91,3 +95,16 @@ def example_files(cache_dir: Path | None = None) -> list[tuple[str, Example]]:
             cv2.imwrite(str(path), pixels)
         items.append((str(path), example))
     return items
+
+
+def shipped_examples(folder: Path = SHIPPED) -> list[Example]:
+    """The synthetic test-split cases in assets/examples/examples.json (empty when absent)."""
+    manifest = folder / "examples.json"
+    if not manifest.is_file():
+        return []
+    entries = json.loads(manifest.read_text())["examples"]
+    return [
+        Example(e["name"], e["change"]["type"], e["text"], 0, str(folder / e["file"]))
+        for e in entries
+        if (folder / e["file"]).is_file()
+    ]
