@@ -87,8 +87,8 @@ def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
         with gr.Column(scale=1):
             upload = gr.File(label="Prior radiograph (PNG, JPEG, TIFF or DICOM)", file_types=list(UPLOAD_SUFFIXES),
                              elem_id="upload")
-            examples = gr.Gallery([(p, e.caption) for p, e in example_files()], label="Synthetic examples "
-                                  "(drawn by this app — not patient data)", columns=5, height=150,
+            examples = gr.Gallery([(p, e.caption) for p, e in example_files()], label="SYNTHETIC examples "
+                                  "(CT renders and drawings made by this project — not patient data)", columns=5, height=150,
                                   allow_preview=False, elem_id="examples")
             text = gr.Textbox(label="Progression description", lines=2, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
