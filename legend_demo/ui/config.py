@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Mapping
 
 from ..checkpoints import LAYOUT, REPO_ROOT
+from ..image_io import MAX_PIXELS
 
 MAX_UPLOAD_MB = 50.0
-MAX_PIXELS = 50_000_000
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
 
 
