@@ -226,7 +226,7 @@ class LeGendDiffusionEngine(DualPathEngine):
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
         try:
             pipe = FluxPipeline.from_pretrained(path, quantization_config=qconfig, dtype=dtype)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # missing folder, bad hub id, incomplete download
             raise EngineUnavailableError(f"cannot load FLUX from {path}: {exc}") from None
         if lora:
             pipe.load_lora_weights(lora)
