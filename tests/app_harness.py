@@ -48,7 +48,8 @@ def running_app(extra_args: tuple[str, ...] = (), env: dict[str, str] | None = N
     port = free_port()
     child_env = {**os.environ, "LEGEND_ENABLE_TEST_ENGINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = open(log_path, "w") if log_path else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *extra_args],
+    engine = () if "--engine" in extra_args else ("--engine", "tiny-random")  # not the shipped embedded model
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *engine, *extra_args],
                             cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
