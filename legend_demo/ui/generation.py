@@ -17,6 +17,7 @@ from .gpu import gpu_task
 
 MAX_SAMPLES = 8
 GPU_SECONDS = 120  # ZeroGPU reservation per Generate click
+SAMPLE_NOISE_MIX = 0.25  # η used when K > 1: inversion is deterministic, so seeds only differ through fresh noise
 
 Reporter = Callable[[float, str], None]  # (fraction done in [0, 1], description)
 
@@ -36,6 +37,13 @@ class GenerateParams:
     compare_off: bool = False
     capture_layers: tuple[int, ...] | None = None  # None: the engine's vital layers
     engine: str | None = None
+    noise_mix: float | None = None  # None: 0 for one sample, SAMPLE_NOISE_MIX for K > 1
+
+    @property
+    def effective_noise_mix(self) -> float:
+        if self.noise_mix is not None:
+            return self.noise_mix
+        return SAMPLE_NOISE_MIX if self.num_samples > 1 else 0.0
 
     def check(self) -> None:
         if not (1 <= self.num_samples <= MAX_SAMPLES):
@@ -88,7 +96,7 @@ def build_requests(image: np.ndarray, params: GenerateParams) -> list[Generation
     base = GenerationRequest(
         image=image, progression_text=params.text, source_text=params.source_text, points=params.points,
         sigma_ratio=params.sigma_ratio, bias_strength=params.bias_strength, steps=params.steps,
-        seed=params.seed, capture_layers=params.capture_layers,
+        seed=params.seed, capture_layers=params.capture_layers, noise_mix=params.effective_noise_mix,
     )
     requests = [replace(base, seed=params.seed + k) for k in range(params.num_samples)]
     if params.compare_off:
