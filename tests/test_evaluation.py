@@ -220,3 +220,15 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert report["aggregates"]["full"]["lesion_fidelity"]["n"] == 2
     assert report["aggregates"]["full"]["unchanged_change"]["n"] == 1
     assert [c["metric"] for c in report["checks"]] == ["attn_iou", "lesion_fidelity", "psnr_out"]
+
+
+def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():
+    from legend_demo.evaluation.evaluate import CONFIGURATIONS, configurations
+
+    assert configurations(None) == CONFIGURATIONS
+    full, off, no_inject = configurations(4.0)
+    assert (full.bias_strength, full.inject) == (4.0, True) and "fixed s = 4" in full.label
+    assert off == CONFIGURATIONS[1] and off.bias_strength == 0.0
+    assert (no_inject.bias_strength, no_inject.inject) == (4.0, False)
+    with pytest.raises(ValueError, match="--bias-strength=0.0 must be positive"):
+        configurations(0.0)

@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     p.add_argument("--engine", default=None, help="engine name (default: the first available)")
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the engine's)")
     p.add_argument("--seed", type=int, default=0, help="seed shared by all configurations (default 0)")
+    p.add_argument("--bias-strength", type=float, default=None,
+                   help="diagnostic: a fixed s in the GBCA rows instead of the trained s(τ) (default: trained)")
     p.add_argument("--out", default=None, help="write per-case rows and aggregates to this JSON file")
     p.set_defaults(func=run)
 
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     load_cases(args.data, args.split, args.n)  # fail on bad data before loading an engine
     engine = load_engine(args.engine)
-    report = evaluate(engine, args.data, args.split, args.n, args.steps, args.seed)
+    report = evaluate(engine, args.data, args.split, args.n, args.steps, args.seed, full_strength=args.bias_strength)
     print(f"## Evaluation: {report['n_cases']} {args.split} cases, engine {report['engine']}, "
           f"{report['steps']} steps, seed {args.seed} (mean ± 95 % CI)\n")
     print(report["table"] + "\n")

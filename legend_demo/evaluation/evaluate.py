@@ -35,6 +35,19 @@ CONFIGURATIONS = (
 DATA_ROW = Configuration("data", "real follow-up (data, no model)", None, False)
 
 
+def configurations(full_strength: float | None = None) -> tuple[Configuration, ...]:
+    """The three ablation rows; `full_strength` replaces the trained s(τ) by a fixed s in the GBCA rows."""
+    if full_strength is None:
+        return CONFIGURATIONS
+    if full_strength <= 0:
+        raise ValueError(f"--bias-strength={full_strength} must be positive (0 is the GBCA-off row already)")
+    return (
+        Configuration("full", f"full method (fixed s = {full_strength:g}, injection)", full_strength, True),
+        CONFIGURATIONS[1],
+        Configuration("no_inject", f"no injection (fixed s = {full_strength:g})", full_strength, False),
+    )
+
+
 def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int) -> GenerationRequest:
     return GenerationRequest(image=case.reference, progression_text=case.progression_text,
                              source_text=case.source_text, points=case.points, bias_strength=config.bias_strength,
@@ -47,10 +60,11 @@ def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | 
             **metrics, "seconds": seconds}
 
 
-def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int) -> list[dict]:
+def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
+                  configs: tuple[Configuration, ...] = CONFIGURATIONS) -> list[dict]:
     """The three configurations' rows plus the real follow-up's row for one case."""
     rows, frame = [], None
-    for config in CONFIGURATIONS:
+    for config in configs:
         start = time.perf_counter()
         result = engine.generate(_request(case, config, steps, seed))
         frame = result.frame
@@ -63,23 +77,25 @@ def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int) 
 
 
 def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: int | None = None,
-             steps: int | None = None, seed: int = 0, log: Callable[[str], None] | None = None) -> dict:
+             steps: int | None = None, seed: int = 0, log: Callable[[str], None] | None = None,
+             full_strength: float | None = None) -> dict:
     """Run every case of `split` (first `limit`) and return {settings, rows, aggregates, checks, table}."""
     cases = load_cases(data_dir, split, limit)
+    configs_used = configurations(full_strength)
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     rows: list[dict] = []
     for i, case in enumerate(cases, 1):
         start = time.perf_counter()
-        rows.extend(evaluate_case(engine, case, steps, seed))
+        rows.extend(evaluate_case(engine, case, steps, seed, configs_used))
         log(f"evaluate: {i}/{len(cases)} {case.case_id} ({case.change_type}, {case.direction}) "
             f"{time.perf_counter() - start:.1f} s")
-    configs = [c.key for c in (*CONFIGURATIONS, DATA_ROW)]
+    configs = [c.key for c in (*configs_used, DATA_ROW)]
     aggregates = aggregate(rows, configs)
     checks = gbca_checks(rows, "full", "gbca_off")
-    labels = {c.key: c.label for c in (*CONFIGURATIONS, DATA_ROW)}
+    labels = {c.key: c.label for c in (*configs_used, DATA_ROW)}
     return {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
             "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
             "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
-            "configurations": [vars(c) for c in (*CONFIGURATIONS, DATA_ROW)], "rows": rows,
+            "configurations": [vars(c) for c in (*configs_used, DATA_ROW)], "rows": rows,
             "aggregates": aggregates, "checks": checks,
             "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks)}
