@@ -89,6 +89,15 @@ def test_generate_returns_maps_metrics_and_provenance(tiny_engine):
     assert params["points"] == [{"x": 20.0, "y": 60.0, "confidence": 5, "label": ""}]
     assert params["strength_per_step"] == [2.0] * 4 and params["steps"] == 4
     assert {"torch", "diffusers", "transformers"} <= set(report["provenance"]["packages"])
+    assert "path" not in _all_keys(report)  # gradio_client would try to download any {"path": ...} as a file
+
+
+def _all_keys(value) -> set:
+    if isinstance(value, dict):
+        return set(value) | set().union(*(_all_keys(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_all_keys(v) for v in value)) if value else set()
+    return set()
 
 
 def test_gbca_raises_attention_on_the_lesion(tiny_engine):

@@ -55,7 +55,7 @@ def load(**options) -> EmbeddedEngine:
         vital_layers=tuple(config.vital_layers) or None,
         default_steps=options.pop("default_steps", config.default_steps),
         fingerprints=prints,
-        load_options={"path": str(folder), "device": "cpu", "dtype": "float32", "quantization": None},
+        load_options={"source": str(folder), "device": "cpu", "dtype": "float32", "quantization": None},
     )
 
 

@@ -235,7 +235,7 @@ class LeGendDiffusionEngine(DualPathEngine):
         sources = {"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}
         prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
         label = path + (f" + LoRA {lora}" if lora else "") + (f" + GBCA {gbca_weights}" if gbca_weights else "")
-        load = {"path": path, "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
+        load = {"source": path, "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
         return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

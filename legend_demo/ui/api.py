@@ -59,7 +59,8 @@ def make_api(config: AppConfig):
             text=text or "", points=found, source_text=source_text or "", sigma_ratio=float(sigma_ratio),
             bias_strength=None if bias_strength is None or float(bias_strength) < 0 else float(bias_strength),
             steps=int(steps or 0) or None, seed=int(seed or 0), num_samples=int(num_samples or 1),
-            compare_off=bool(compare_gbca_off), capture_layers=parse_layers(layers), engine=engine or None,
+            compare_off=bool(compare_gbca_off), capture_layers=parse_layers(layers),
+            engine=engine or config.engine or None,  # '' = the engine this app was started with
         )
         bundle = run_generation(loaded.array, params)
         files, report = write_downloads(bundle, params)
