@@ -50,9 +50,12 @@ def main() -> None:
     parser.add_argument("--test-engine", action="store_true", help="enable and use the tiny-random test engine")
     args = parser.parse_args()
     env = {"LEGEND_ENABLE_TEST_ENGINE": "1" if args.test_engine else "0"}
-    extra = ("--engine", "tiny-random") if args.test_engine else ()
     if not args.test_engine:
         os.environ.pop("LEGEND_ENABLE_TEST_ENGINE", None)
+    from legend_demo.engines.registry import default_engine_name
+
+    default = default_engine_name()  # what a plain `python app.py` would use here
+    extra = ("--engine", "tiny-random" if args.test_engine else (default or "embedded"))
     start = time.perf_counter()
     with running_app(extra, env=env) as url:
         startup = time.perf_counter() - start
