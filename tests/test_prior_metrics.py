@@ -126,3 +126,12 @@ def test_metrics_reject_bad_heatmaps(heatmap, needle):
 def test_attn_iou_needs_points():
     with pytest.raises(ValueError, match="at least one lesion point"):
         attn_iou(np.ones((4, 4)), [], (10, 10))
+
+
+def test_layer_lists_parse_sorted_unique_and_name_the_flag():
+    from legend_demo.layer_spec import parse_layers
+
+    assert parse_layers(" 17, 0;1,17 ") == (0, 1, 17)
+    assert parse_layers("") is None and parse_layers(None) is None
+    with pytest.raises(ValueError, match="--vital-layers must be comma-separated whole numbers, got '0,x'"):
+        parse_layers("0,x", "--vital-layers")

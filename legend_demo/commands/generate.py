@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..layer_spec import parse_layers
 from ..points import as_points
 
 
@@ -28,15 +29,6 @@ def register(subparsers) -> None:
     p.add_argument("--dicom", action="store_true", help="also write followup.dcm (Secondary Capture, SYNTHETIC)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
-
-
-def _layer_list(text: str | None, flag: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(f"{flag} must be comma-separated integers, got {text!r}") from None
 
 
 def _read_points(spec: str):
@@ -79,12 +71,12 @@ def run(args: argparse.Namespace) -> int:
         points=points,
         sigma_ratio=args.sigma_ratio,
         bias_strength=args.bias_strength,
-        vital_layers=_layer_list(args.vital_layers, "--vital-layers"),
+        vital_layers=parse_layers(args.vital_layers, "--vital-layers"),
         inject=not args.no_inject,
         steps=args.steps,
         seed=args.seed,
         noise_mix=args.noise_mix,
-        capture_layers=_layer_list(args.capture_layers, "--capture-layers"),
+        capture_layers=parse_layers(args.capture_layers, "--capture-layers"),
     )
     if not request.points:
         warnings.append("no lesion points: GBCA adds no bias (the text named nothing localisable)")

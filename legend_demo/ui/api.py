@@ -12,7 +12,7 @@ from .config import AppConfig
 from .downloads import write_downloads
 from .errors import friendly
 from .generation import GenerateParams, run_generation
-from .handlers import parse_layers
+from ..layer_spec import parse_layers
 from .uploads import load_upload
 
 

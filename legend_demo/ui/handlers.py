@@ -17,6 +17,7 @@ from ..image_io import LoadedImage
 from .config import AppConfig
 from .downloads import write_downloads
 from .errors import friendly
+from ..layer_spec import parse_layers
 from .examples import example_files
 from .generation import CancelBoard, GenerateParams, GenerationBundle, run_generation
 from .point_editor import editor_points, editor_value, with_overlay
@@ -87,17 +88,6 @@ def on_sigma(value: Any, sigma_ratio: float):
     if not isinstance(value, dict) or not value.get("image"):
         return gr.skip()
     return with_overlay(value, sigma_ratio)
-
-
-def parse_layers(text: str) -> tuple[int, ...] | None:
-    """'0, 1, 17' → (0, 1, 17); blank → None (the engine's vital layers)."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    try:
-        return tuple(sorted({int(part) for part in text.replace(";", ",").split(",") if part.strip()}))
-    except ValueError:
-        raise ValueError(f"layers must be comma-separated whole numbers, got {text!r}") from None
 
 
 def on_cancel(request: gr.Request):
