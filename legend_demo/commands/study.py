@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import closing
 
 ADMIN_PASSWORD_ENV = "LEGEND_STUDY_ADMIN_PASSWORD"
 
@@ -77,12 +78,9 @@ def _add_reader(args: argparse.Namespace) -> int:
     from ..study.reading import progress
     from ..study.readers import add_reader
 
-    conn = connect(args.db)
-    try:
+    with closing(connect(args.db)) as conn:
         reader_id = add_reader(conn, args.name, args.password)
         print(f"added reader {args.name.strip()!r} with {progress(conn, reader_id)[1]} cases to read")
-    finally:
-        conn.close()
     return 0
 
 
@@ -90,15 +88,12 @@ def _export(args: argparse.Namespace) -> int:
     from ..study.db import connect
     from ..study.export import export_csv, export_imrmc
 
-    conn = connect(args.db)
-    try:
+    with closing(connect(args.db)) as conn:
         rows = export_csv(conn, args.out)
         print(f"wrote {rows} ratings to {args.out}")
         if args.imrmc:
             scores = export_imrmc(conn, args.imrmc)
             print(f"wrote iMRMC input with {scores} reader scores to {args.imrmc}")
-    finally:
-        conn.close()
     return 0
 
 
@@ -106,11 +101,8 @@ def _summary(args: argparse.Namespace) -> int:
     from ..study.db import connect
     from ..study.summary import summarise
 
-    conn = connect(args.db)
-    try:
+    with closing(connect(args.db)) as conn:
         summary = summarise(conn)
-    finally:
-        conn.close()
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
         return 0
