@@ -46,15 +46,17 @@ def check_layers(name: str, layers: Iterable[int], num_layers: int) -> frozenset
 
 @dataclass
 class GBCAState:
-    """Everything the installed processors need for one request, plus what they captured.
+    """Everything the installed processors need for one request (or one training batch), plus what they captured.
 
-    prior: flattened Gaussian prior r_img (N_img,) in row-major token order, or None for no bias.
-    strength: a fixed s, or s(τ) computed from the timestep the transformer receives.
+    prior: flattened Gaussian prior r_img in row-major token order, (N_img,) for every row, or (P, N_img) with
+        one row per pair (dual mode: P = B/2 edit rows) or per batch row (single mode: P = B); None = no bias.
+    strength: a fixed s, a tensor of per-row strengths (B,), or s(τ) computed from the timesteps the
+        transformer receives (one τ per row).
     dual: rows are [source; edit] — inject and bias only the edit rows.
     """
 
     prior: torch.Tensor | None = None
-    strength: float | StrengthFn = 0.0
+    strength: float | torch.Tensor | StrengthFn = 0.0
     bias_layers: frozenset[int] = frozenset()
     inject_layers: frozenset[int] = frozenset()
     capture_layers: frozenset[int] = frozenset()
@@ -62,9 +64,8 @@ class GBCAState:
     # read from the transformer's inputs on every forward call
     text_len: int | None = None
     image_len: int | None = None
-    current_strength: torch.Tensor | None = None  # (B,) or scalar
+    current_strength: torch.Tensor | None = None  # (B,) per row, or a scalar
     # written by the capture step
-    step: int = 0
     captures: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # layer → [(N_img,)] per call
     text_mass: dict[int, list[float]] = field(default_factory=dict)  # layer → [share to text keys] per call
 
@@ -74,17 +75,19 @@ class GBCAState:
         text = kwargs.get("encoder_hidden_states", args[1] if len(args) > 1 else None)
         timestep = kwargs.get("timestep", args[3] if len(args) > 3 else None)
         self.text_len, self.image_len = int(text.shape[1]), int(hidden.shape[1])
-        if self.prior is not None and self.prior.numel() != self.image_len:
-            raise ValueError(f"prior has {self.prior.numel()} cells but the model sees {self.image_len} image tokens")
+        if self.prior is not None and self.prior.shape[-1] != self.image_len:
+            raise ValueError(f"prior has {self.prior.shape[-1]} cells but the model sees {self.image_len} image tokens")
         if callable(self.strength):
-            self.current_strength = self.strength(timestep.reshape(-1)[:1])  # (1,), same τ for every row
+            self.current_strength = self.strength(timestep.reshape(-1))  # (B,): s(τ) per row
+        elif isinstance(self.strength, torch.Tensor):
+            self.current_strength = self.strength.reshape(-1)  # (B,) or (1,)
         else:
             self.current_strength = torch.tensor(float(self.strength))
 
     def bias_active(self, layer: int) -> bool:
         if self.prior is None or layer not in self.bias_layers:
             return False
-        return callable(self.strength) or float(self.strength) != 0.0
+        return callable(self.strength) or bool(torch.as_tensor(self.strength).ne(0).any())
 
     def key_bias(self, layer: int, batch: int, text_len: int, like: torch.Tensor) -> torch.Tensor | None:
         """Per-key additive bias s·r_seq (eq. 5.6–5.7) as a (B, 1, 1, S) mask, or None when inactive.
@@ -94,14 +97,21 @@ class GBCAState:
         """
         if not self.bias_active(layer):
             return None
-        prior = self.prior.to(device=like.device, dtype=like.dtype)  # (N_img,)
-        strength = self.current_strength.to(device=like.device, dtype=like.dtype).reshape(-1)[:1]  # (1,)
-        r_seq = torch.cat([prior.new_zeros(text_len), prior])  # (S,)
-        bias = (strength * r_seq).reshape(1, 1, 1, -1).expand(batch, 1, 1, -1)  # (B, 1, 1, S)
+        prior = self.prior.to(device=like.device, dtype=like.dtype).reshape(-1, self.prior.shape[-1])  # (P, N_img)
+        biased_rows = batch // 2 if self.dual else batch
+        if prior.shape[0] not in (1, biased_rows):
+            raise ValueError(f"prior has {prior.shape[0]} rows for {biased_rows} biased rows of a batch of {batch}")
+        prior = prior.expand(biased_rows, -1)  # (B_e, N_img)
         if self.dual:
-            rows = torch.arange(batch, device=like.device) >= batch // 2  # edit rows
-            bias = bias * rows.to(like.dtype).reshape(batch, 1, 1, 1)
-        return bias
+            prior = torch.cat([torch.zeros_like(prior), prior])  # (B, N_img): source rows unbiased
+        strength = self.current_strength.to(device=like.device, dtype=like.dtype).reshape(-1, 1)  # (B, 1) or (1, 1)
+        r_seq = torch.cat([prior.new_zeros(batch, text_len), prior], dim=1)  # (B, S)
+        return (strength * r_seq).reshape(batch, 1, 1, -1)  # (B, 1, 1, S)
+
+    def edit_strength(self) -> float:
+        """The strength this call applied to the (first) edit row, for provenance."""
+        values = self.current_strength.reshape(-1)
+        return float(values[values.numel() // 2] if self.dual and values.numel() > 1 else values[0])
 
     def record(self, layer: int, image_map: torch.Tensor, text_share: float) -> None:
         self.captures.setdefault(layer, []).append(image_map.detach().float().cpu())

@@ -211,7 +211,7 @@ class DualPathEditor:
                 return_dict=False,
             )[0]
             if state is not None and strengths is not None:
-                strengths.append(float(state.current_strength.reshape(-1)[0]))
+                strengths.append(state.edit_strength())
             return out
 
         return velocity
