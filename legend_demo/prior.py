@@ -4,20 +4,33 @@ Pure numpy; no model imports.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+import numbers
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .points import LesionPoint, as_points, check_inside
+from .points import LesionPoint, as_points, check_inside, real_number
 
 PointLike = LesionPoint | Mapping
 
 
-def _check_size(name: str, size: tuple[int, int]) -> tuple[int, int]:
-    a, b = (int(v) for v in size)
-    if a <= 0 or b <= 0:
-        raise ValueError(f"{name}={tuple(size)} must be two positive integers")
-    return a, b
+def _check_size(name: str, size: Any) -> tuple[int, int]:
+    """Two positive whole numbers; ValueError (never TypeError, never a rounded 16.7) otherwise."""
+    if isinstance(size, (str, bytes)) or not isinstance(size, (tuple, list)) or len(size) != 2:
+        raise ValueError(f"{name}={size!r} must be a pair of positive integers")
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0 for v in size):
+        raise ValueError(f"{name}={tuple(size)!r} must be two positive integers")
+    return int(size[0]), int(size[1])
+
+
+def _check_sigma(sigma_ratio: Any, h: int, w: int) -> float:
+    """σ = sigma_ratio · min(h, w) in token cells; ValueError when 2σ² is not a positive finite number."""
+    ratio = real_number("sigma_ratio", sigma_ratio)
+    sigma = ratio * min(h, w)
+    if ratio <= 0 or not 0.0 < 2.0 * sigma * sigma < float("inf"):
+        raise ValueError(f"sigma_ratio={sigma_ratio!r} gives σ = {sigma:g} cells on a {h}x{w} grid; "
+                         "it must be positive and neither vanishingly small nor huge")
+    return sigma
 
 
 def project_points(
@@ -42,14 +55,12 @@ def gaussian_prior(
 
     Max, not sum, so overlapping points make no hot spots; no points give an all-zero map (no bias).
     """
-    if not np.isfinite(sigma_ratio) or sigma_ratio <= 0:
-        raise ValueError(f"sigma_ratio={sigma_ratio} must be a positive number")
     h, w = _check_size("grid", grid)
+    sigma = _check_sigma(sigma_ratio, h, w)
     centres = project_points(points, image_size, (h, w))  # (N, 2)
     prior = np.zeros((h, w), dtype=np.float32)
     if len(centres) == 0:
         return prior
-    sigma = sigma_ratio * min(h, w)
     ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")  # (h, w) each
     for y, x in centres:
         bump = np.exp(-((ii - y) ** 2 + (jj - x) ** 2) / (2.0 * sigma**2))  # (h, w)
@@ -65,7 +76,7 @@ def lesion_region(
     eta: float = 0.5,
 ) -> np.ndarray:
     """Ω of thesis §4.2.1: the max-pooled Gaussian bumps thresholded at η of their maximum; (h, w) bool."""
-    if not (0.0 < eta <= 1.0):
+    if not (0.0 < real_number("eta", eta) <= 1.0):
         raise ValueError(f"eta={eta} must lie in (0, 1]")
     prior = gaussian_prior(points, image_size, grid, sigma_ratio)
     if prior.max() <= 0:

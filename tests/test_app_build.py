@@ -66,15 +66,15 @@ def test_prior_overlay_follows_points_and_sigma_through_the_frame():
     assert prior_overlay([], size, 0.1).max() == 0
 
 
-def test_editor_points_are_clipped_to_the_image_in_original_pixels():
+def test_editor_points_are_in_original_pixels_and_outside_ones_are_refused():
     from legend_demo.ui.point_editor import editor_points, editor_value
 
     value = editor_value(np.zeros((500, 400), np.float32), [LesionPoint(10, 20, 4)], 0.1)
     assert (value["width"], value["height"]) == (400, 500)
+    assert editor_points(value) == [LesionPoint(10, 20, 4, "")]
     value["points"].append({"x": 999, "y": -5, "confidence": 5})
-    points = editor_points(value)
-    assert points[0] == LesionPoint(10, 20, 4, "")
-    assert 0 <= points[1].x < 400 and points[1].y == 0
+    with pytest.raises(ValueError, match="outside"):  # as /generate does; never moved to the border (issue 12 §15)
+        editor_points(value)
 
 
 def test_upload_checks_type_and_size_before_decoding(tmp_path):

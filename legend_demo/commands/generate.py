@@ -45,12 +45,22 @@ def _read_points(spec: str):
     return as_points(data)
 
 
+def _check_out(out: Path) -> None:
+    """ValueError unless --out is an existing folder or can be made as one."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is an existing file; give a folder for the outputs")
+    parent = next((p for p in (out, *out.parents) if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"--out {str(out)!r} lies under the file {str(parent)!r}; give a folder for the outputs")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engines.base import GenerationRequest
     from ..engines.registry import load_engine
     from ..image_io import load_image
     from .generate_outputs import write_outputs
 
+    _check_out(Path(args.out))  # before any work: a bad --out must not cost a whole generation
     image = load_image(args.image)
     warnings: list[str] = []
     if args.points is not None:

@@ -32,15 +32,28 @@ _SPECS = (
     _Spec("tiny-random", "Tiny random FLUX (tests only: untrained, output is noise)", "legend_demo.engines.tiny"),
 )
 
+TEST_ENGINE_ENV = "LEGEND_ENABLE_TEST_ENGINE"  # "1" makes the test-only engines exist (CLI, API, UI alike)
+_TEST_ENGINES = frozenset({"tiny-random"})
+
 _cache: dict[tuple, Engine] = {}
 _lock = threading.Lock()
 
 
+def _specs() -> tuple[_Spec, ...]:
+    """The engines that exist in this process: test-only engines only when TEST_ENGINE_ENV is '1'."""
+    if os.environ.get(TEST_ENGINE_ENV) == "1":
+        return _SPECS
+    return tuple(s for s in _SPECS if s.name not in _TEST_ENGINES)
+
+
 def _spec(name: str) -> _Spec:
-    for spec in _SPECS:
+    if not isinstance(name, str):
+        raise ValueError(f"engine name must be text, got {type(name).__name__} {name!r}")
+    specs = _specs()
+    for spec in specs:
         if spec.name == name:
             return spec
-    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(s.name for s in _SPECS)}")
+    raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(s.name for s in specs)}")
 
 
 def _module(spec: _Spec):
@@ -62,11 +75,8 @@ def engine_info(name: str) -> EngineInfo:
 
 
 def available_engines() -> list[EngineInfo]:
-    """Every known engine with its availability here; hidden test engines only when enabled by env."""
-    infos = [engine_info(s.name) for s in _SPECS]
-    if os.environ.get("LEGEND_ENABLE_TEST_ENGINE") != "1":
-        infos = [i for i in infos if i.name != "tiny-random"]
-    return infos
+    """Every engine that exists here with its availability; test-only engines only when TEST_ENGINE_ENV=1."""
+    return [engine_info(s.name) for s in _specs()]
 
 
 def default_engine_name() -> str | None:

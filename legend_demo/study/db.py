@@ -24,16 +24,26 @@ def connect(db_path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         raise FileNotFoundError(f"study database {str(path)!r} does not exist; make it with `study create`")
     # isolation_level=None: autocommit mode, so every transaction below is explicit (BEGIN … COMMIT).
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    try:
+        _configure(conn, path)
+    except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file, a read-only folder...
+        conn.close()
+        raise ValueError(f"{str(path)!r} is not a usable study database ({exc}); give the file made by `study create`") from None
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
-        conn.close()
         raise ValueError(f"study database {str(path)!r} could not switch to WAL journaling (got {mode!r})")
     conn.execute("PRAGMA synchronous = FULL")  # a committed rating survives power loss, not just a crash
     migrate(conn)
-    return conn
 
 
 @contextmanager

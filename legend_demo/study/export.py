@@ -12,6 +12,15 @@ CSV_FIELDS = (
     "called_synthetic", "confidence", "correct", "lesion_location", "comment", "time_on_case_s", "submitted_at", "updated_at",
 )
 IMRMC_MODALITY = "visual_turing_test"
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")  # OWASP CSV injection: a cell starting so is run as a formula
+
+
+def safe_cell(value):
+    """Text starting with = + - @ TAB or CR gets a leading apostrophe so a spreadsheet shows it as text (OWASP);
+    numbers and other text pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS):
+        return "'" + value
+    return value
 
 
 def _rows(conn: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -33,7 +42,7 @@ def export_csv(conn: sqlite3.Connection, out: str | Path) -> int:
         for row in rows:
             record = {name: row[name] for name in CSV_FIELDS if name != "correct"}
             record["correct"] = int(bool(row["called_synthetic"]) != bool(row["is_real"]))
-            writer.writerow(record)
+            writer.writerow({name: safe_cell(value) for name, value in record.items()})
     return len(rows)
 
 
@@ -63,10 +72,16 @@ def export_imrmc(conn: sqlite3.Connection, out: str | Path) -> int:
         "",
         "BEGIN DATA:",
     ]
-    lines += [f"-1,{case},0,{label}" for case, label in sorted(truth.items())]
+    lines += [_imrmc_row(-1, case, 0, label) for case, label in sorted(truth.items())]
     lines += [
-        f"reader{r['reader_id']},{r['candidate_id']},{IMRMC_MODALITY},{synthetic_score(bool(r['called_synthetic']), r['confidence'])}"
+        _imrmc_row(f"reader{r['reader_id']}", r["candidate_id"], IMRMC_MODALITY,
+                   synthetic_score(bool(r["called_synthetic"]), r["confidence"]))
         for r in sorted(rows, key=lambda r: (r["reader_id"], r["candidate_id"]))
     ]
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return len(rows)
+
+
+def _imrmc_row(*cells) -> str:
+    """One comma-separated iMRMC data row; text cells are neutralised like the CSV's (numbers stay numbers)."""
+    return ",".join(str(safe_cell(cell)) for cell in cells)

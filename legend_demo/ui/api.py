@@ -7,11 +7,12 @@ from typing import Any
 import gradio as gr
 
 from ..grounding import ground
-from ..points import as_points, check_inside
+from ..engines.base import SIGMA_RATIO_RANGE
+from ..points import as_points, check_inside, real_number, whole_number
 from .config import AppConfig
 from .downloads import write_downloads
 from .errors import friendly
-from .generation import GenerateParams, run_generation
+from .generation import MAX_SAMPLES, GenerateParams, run_generation
 from ..layer_spec import parse_layers
 from .uploads import load_upload
 
@@ -30,6 +31,27 @@ def parse_points(points: Any) -> list | None:
     if not isinstance(points, list):
         raise ValueError('points must be a list like [{"x": 120, "y": 300, "confidence": 5}] or {"points": [...]}')
     return points
+
+
+def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, num_samples: Any,
+                  compare_gbca_off: Any) -> dict[str, Any]:
+    """The numeric /generate options, checked strictly: whole numbers stay whole, ranges are enforced, nothing is
+    rounded or replaced by a default (steps=0 is the documented 'engine default', bias_strength < 0 'trained s(τ)')."""
+    seed, steps, num_samples = (whole_number(n, v) for n, v in (("seed", seed), ("steps", steps), ("num_samples", num_samples)))
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed} is outside [0, 2^32)")
+    if steps < 0:
+        raise ValueError(f"steps={steps} must be 0 (the engine's default) or a positive whole number")
+    if not 1 <= num_samples <= MAX_SAMPLES:
+        raise ValueError(f"num_samples={num_samples} is outside [1, {MAX_SAMPLES}]")
+    if not isinstance(compare_gbca_off, bool):
+        raise ValueError(f"compare_gbca_off must be true or false, got {type(compare_gbca_off).__name__} {compare_gbca_off!r}")
+    sigma, bias = real_number("sigma_ratio", sigma_ratio), real_number("bias_strength", bias_strength)
+    lo, hi = SIGMA_RATIO_RANGE
+    if not lo <= sigma <= hi:
+        raise ValueError(f"sigma_ratio={sigma_ratio!r} is outside [{lo}, {hi}]")
+    return {"sigma_ratio": sigma, "bias_strength": None if bias < 0 else bias, "seed": seed,
+            "steps": steps or None, "num_samples": num_samples, "compare_off": compare_gbca_off}
 
 
 def make_api(config: AppConfig):
@@ -55,12 +77,11 @@ def make_api(config: AppConfig):
         else:
             found = as_points(raw)
             check_inside(found, loaded.original_size)
+        options = check_options(sigma_ratio, bias_strength, seed, steps, num_samples, compare_gbca_off)
         params = GenerateParams(
-            text=text or "", points=found, source_text=source_text or "", sigma_ratio=float(sigma_ratio),
-            bias_strength=None if bias_strength is None or float(bias_strength) < 0 else float(bias_strength),
-            steps=int(steps or 0) or None, seed=int(seed or 0), num_samples=int(num_samples or 1),
-            compare_off=bool(compare_gbca_off), capture_layers=parse_layers(layers),
+            text=text or "", points=found, source_text=source_text or "", capture_layers=parse_layers(layers),
             engine=engine or config.engine or None,  # '' = the engine this app was started with
+            **options,
         )
         bundle = run_generation(loaded.array, params)
         files, report = write_downloads(bundle, params)
@@ -81,9 +102,9 @@ def add_api_endpoints(config: AppConfig, default_engine: str | None) -> None:
         points = gr.JSON(value=None, label="points (None: ground with the rules)")
         sigma = gr.Number(value=0.10, label="sigma_ratio (0.02–0.30)")
         bias = gr.Number(value=-1.0, label="bias_strength (<0: trained s(τ); 0: GBCA off)")
-        seed = gr.Number(value=0, precision=0, label="seed")
-        steps = gr.Number(value=0, precision=0, label="steps (0: engine default)")
-        samples = gr.Number(value=1, precision=0, label="num_samples (1–8)")
+        seed = gr.Number(value=0, label="seed (whole number ≥ 0)")  # no precision: 3.7 is refused, not rounded
+        steps = gr.Number(value=0, label="steps (0: engine default)")
+        samples = gr.Number(value=1, label=f"num_samples (1–{MAX_SAMPLES})")
         compare = gr.Checkbox(value=False, label="compare_gbca_off")
         source = gr.Textbox(value="", label="source_text")
         engine = gr.Textbox(value=default_engine or "", label="engine ('' = default)")

@@ -13,6 +13,7 @@ generator's token grid and mapped back through the square frame, so it shows wha
 from __future__ import annotations
 
 import base64
+import math
 from typing import Any, Iterable
 
 import cv2
@@ -20,7 +21,7 @@ import gradio as gr
 import numpy as np
 
 from ..geometry import FrameMode, SquareFrame
-from ..points import LesionPoint, as_points
+from ..points import LesionPoint, as_points, check_inside, whole_number
 from ..prior import gaussian_prior
 
 DISPLAY_MAX_SIDE = 512
@@ -75,7 +76,7 @@ JS_ON_LOAD = r"""
 let drag = null;
 let suppressClick = false;
 const current = () => (props.value && typeof props.value === 'object' && props.value.image) ? props.value : null;
-const round1 = (n) => Math.round(n * 10) / 10;
+const round1 = (n) => Math.floor(n * 10) / 10;  // down, so a point at the far edge stays inside (x < W)
 const toImage = (ev) => {
   const rect = element.querySelector('.pe-stage').getBoundingClientRect();
   const fx = Math.min(Math.max((ev.clientX - rect.left) / rect.width, 0), 0.9999);
@@ -178,15 +179,16 @@ def with_overlay(
 
 
 def editor_points(value: Any) -> list[LesionPoint]:
-    """Points of an editor value, in original pixels, clipped inside the image; [] for an empty editor."""
+    """Points of an editor value, in original pixels; [] for an empty editor.
+
+    A point outside the image raises ValueError (as /generate does) instead of being moved to the border.
+    """
     if not isinstance(value, dict) or not value.get("width"):
         return []
-    width, height = float(value["width"]), float(value["height"])
+    size = (whole_number("editor width", value["width"]), whole_number("editor height", value.get("height")))
     points = as_points(value.get("points") or [])
-    return [
-        LesionPoint(min(max(p.x, 0.0), width - 0.5), min(max(p.y, 0.0), height - 0.5), p.confidence, p.label)
-        for p in points
-    ]
+    check_inside(points, size)
+    return points
 
 
 def prior_overlay(
@@ -238,4 +240,9 @@ def _fit(array: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def _point_dict(point: LesionPoint) -> dict[str, Any]:
-    return {"x": round(float(point.x), 1), "y": round(float(point.y), 1), "confidence": int(point.confidence), "label": point.label}
+    return {"x": _down1(point.x), "y": _down1(point.y), "confidence": int(point.confidence), "label": point.label}
+
+
+def _down1(value: float) -> float:
+    """Rounded down to 0.1 px, so a point inside the image (x < W) stays inside."""
+    return math.floor(float(value) * 10) / 10
