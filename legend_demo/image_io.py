@@ -35,6 +35,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as Pillow's convert("L")
 DICOM_INFO_KEYWORDS = (
     "Modality", "PhotometricInterpretation", "ViewPosition", "BitsAllocated", "BitsStored",
     "PixelRepresentation", "SamplesPerPixel", "Rows", "Columns",
+    "PatientOrientation", "ImageLaterality", "BodyPartExamined",  # orientation and view (grounding/orientation.py)
 )  # technical, non-identifying facts only
 PILLOW_FORMATS = ["PNG", "JPEG", "BMP", "GIF", "WEBP", "JPEG2000"]  # never EPS/PDF and friends
 
