@@ -1,4 +1,5 @@
-"""LeGend demo app: `python app.py [--host H] [--port P] [--share] [--study DB] [--engine NAME] [--checkpoints DIR]`.
+"""LeGend demo app: `python app.py [--host H] [--port P] [--share] [--engine NAME] [--checkpoints DIR]`, or
+`python app.py --study DB [--host H] [--port P]` for a reader study on its own.
 
 Thin entry point (also the Hugging Face Space's app_file): parse flags, build the UI, launch.
 """
@@ -11,6 +12,7 @@ except ImportError:
 
 import argparse
 import os
+import sys
 import threading
 
 
@@ -19,7 +21,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
-    parser.add_argument("--study", metavar="DB", help="add the reader-study tab backed by this SQLite file")
+    parser.add_argument("--study", metavar="DB", help="serve only the reader study in this SQLite file (readers and "
+                        "the admin log in; no Generate tab)")
     parser.add_argument("--engine", help="engine name (default: the first available)")
     parser.add_argument("--checkpoints", metavar="DIR", help="checkpoints root (default: ./checkpoints or $LEGEND_CHECKPOINTS)")
     parser.add_argument("--no-preload", action="store_true", help="load the model on the first Generate click")
@@ -39,14 +42,36 @@ def preload(engine: str | None) -> None:
         print(f"[legend] engine {name!r} not preloaded: {exc}")
 
 
+def fail(message: str) -> None:
+    """One clear line for the operator and exit code 2 (never a traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def serve_study(args: argparse.Namespace) -> None:
+    """`--study DB`: the reader study alone (login form, readers' cases, the admin summary after admin login)."""
+    if args.share:
+        fail("--share cannot be used with --study: put a reader study behind your own HTTPS reverse proxy")
+    from legend_demo.ui.study_server import check_study_db, serve_study as serve
+
+    try:
+        check_study_db(args.study)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    serve(args.study, args.host, args.port)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.study:
+        serve_study(args)
+        return
     from legend_demo.ui.app_ui import create_demo, launch_kwargs
     from legend_demo.ui.config import AppConfig
 
-    config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine, study_db=args.study)
+    config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine)
     config.export_env()
-    demo = create_demo(config, study_db=args.study)
+    demo = create_demo(config)
     on_space = bool(os.environ.get("SPACE_ID"))
     if on_space and not args.no_preload:  # ZeroGPU: models are placed before serving, not inside requests
         preload(config.engine)

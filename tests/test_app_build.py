@@ -157,18 +157,11 @@ def test_k_samples_give_each_followup_their_mean_and_a_std_map():
     np.testing.assert_allclose(bundle.mean(), 0.4, atol=1e-6)
 
 
-def test_create_demo_with_a_study_adds_the_reader_study_tab(tmp_path):
-    from legend_demo.study.demo import write_demo_study
-    from legend_demo.study.manifest import read_manifest
-    from legend_demo.study.studies import create_study
+def test_create_demo_never_embeds_a_reader_study(tmp_path):
     from legend_demo.ui.app_ui import create_demo
 
-    db = tmp_path / "study.db"
-    create_study(db, read_manifest(write_demo_study(tmp_path / "demo")))
-    demo = create_demo(study_db=db)
-    names = {dep.get("api_name") for dep in demo.config["dependencies"]}
-    assert {"study_login", "study_submit", "study_resume"} <= names
-    assert any(getattr(block, "label", None) == "Reader study" for block in demo.blocks.values())
+    with pytest.raises(ValueError, match="--study"):  # readers must see only the study (issue 12 §8): app.py --study
+        create_demo(study_db=tmp_path / "study.db")
 
 
 def test_shipped_examples_are_synthetic_test_split_renders():

@@ -8,8 +8,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from legend_demo.study.db import connect
-from test_study_ui import RATING, NO_B, PROGRESS, TOKEN, client, free_port, launch_study_server, make_study
+from test_study_ui import RATING, NO_B, PROGRESS, client, free_port, launch_study_server, make_study
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,13 +24,15 @@ def _ratings(db) -> list[tuple[int, int]]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_server_killed_mid_session_loses_and_duplicates_nothing(tmp_path):
     db = make_study(tmp_path)
     port = free_port()
     server = launch_study_server(db, port)
     try:
-        reader = client(f"http://127.0.0.1:{port}/")
-        token = reader.predict("alice", "alice-password", api_name="/study_login")[TOKEN]
+        reader = client(f"http://127.0.0.1:{port}/", "alice")
+        reader.predict(api_name="/study_screen")
+        cookies = dict(reader.cookies)
         for _ in range(3):
             reader.predict(*RATING, *NO_B, "", api_name="/study_submit")
         # a fourth submission is in flight when the server dies
@@ -44,10 +48,10 @@ def test_server_killed_mid_session_loses_and_duplicates_nothing(tmp_path):
     restarted = launch_study_server(db, port)
     try:
         url = f"http://127.0.0.1:{port}/"
-        resumed = client(url).predict(token, api_name="/study_resume")  # the browser's stored token still works
+        resumed = client(url, cookies=cookies).predict(api_name="/study_screen")  # the browser's cookie still works
         assert resumed[PROGRESS] == f"**Case {len(before) + 1} of 8**"
-        again = client(url)
-        again.predict("alice", "alice-password", api_name="/study_login")
+        again = client(url, "alice")
+        again.predict(api_name="/study_screen")
         again.predict(*RATING, *NO_B, "", api_name="/study_submit")
     finally:
         restarted.kill()
@@ -71,6 +75,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_writer_killed_between_or_during_commits_keeps_every_acknowledged_rating(tmp_path):
     db = make_study(tmp_path)
     env = {**os.environ, "PYTHONPATH": ROOT}

@@ -81,7 +81,7 @@ def test_the_readers_view_carries_no_source(tmp_path):
     sources = {r[0] for r in conn.execute("SELECT source FROM candidates")}
     view = next_case(conn, reader)
     fields = {f.name for f in dataclasses.fields(view)}
-    assert fields == {"position", "total", "prior", "text", "candidates"}
+    assert fields == {"position", "total", "prior", "text", "candidates", "number", "skipped"}
     shown = repr(dataclasses.replace(view, prior=None, candidates=()))
     assert not any(source in shown for source in sources)
 

@@ -1,9 +1,11 @@
-"""End to end through a locally served study app: gradio_client (login → rate → resume; bad login; finish;
-admin) and, when Debian chromium is present, a real browser (login + one rating)."""
+"""End to end through `python app.py --study DB` on a free loopback port: gradio_client (login → rate → resume;
+bad login; finish; admin) and, when Debian chromium is present, a real browser (login form, one rating, reload)."""
 from __future__ import annotations
 
+import base64
+import io
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -15,41 +17,51 @@ from PIL import Image
 
 from legend_demo.study.db import connect
 from legend_demo.study.demo import write_demo_study
+from legend_demo.study.images import png_chunk_types
 from legend_demo.study.manifest import read_manifest
 from legend_demo.study.readers import add_reader
 from legend_demo.study.studies import create_study
 
 gradio_client = pytest.importorskip("gradio_client")
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-MESSAGE, DONE, PROGRESS, PRIOR, CAND_A, CAND_B, TEXT, TOKEN = range(8)  # client-visible outputs, in order
+# client-visible outputs of /study_screen, /study_submit and /study_admin, in order
+MESSAGE, DONE, PROGRESS, IMAGES, TEXT = range(5)
+COMMENT, ADMIN_TEXT, ADMIN_TABLE, ADMIN_FLAGS = 17, 18, 19, 20
 RATING = ("4", "3", "5", "synthetic", "2", "partly")  # realism … lesion location, as the client sends them
 NO_B = (None,) * 6
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    from app_harness import free_port as harness_free_port
+
+    return harness_free_port()
 
 
-def launch_study_server(db: Path, port: int) -> subprocess.Popen:
-    """The study app in its own process (as `app.py --study` would serve it); returns once it answers HTTP."""
-    code = (f"from legend_demo.ui.study_app import build_study_app; "
-            f"build_study_app({str(db)!r}).launch(server_name='127.0.0.1', server_port={port}, quiet=True)")
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def launch_study_server(db: Path, port: int, env: dict[str, str] | None = None,
+                        log: Path | None = None) -> subprocess.Popen:
+    """`python app.py --study DB` in its own process on 127.0.0.1; returns once its login page answers."""
+    child_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT), **(env or {})}
+    out = open(log, "w") if log else subprocess.DEVNULL
+    process = subprocess.Popen([sys.executable, "app.py", "--study", str(db), "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE)
     deadline = time.time() + 90
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"study server exited: {process.stderr.read().decode()[-2000:]}")
+            detail = log.read_text()[-2000:] if log else process.stderr.read().decode()[-2000:]
+            raise RuntimeError(f"study server exited: {detail}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
             return process
         except OSError:
             time.sleep(0.3)
     process.kill()
     raise RuntimeError("study server did not start within 90 s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.kill()
+    process.wait()
 
 
 def make_study(tmp_path: Path, readers=("alice",), **options) -> Path:
@@ -67,27 +79,34 @@ def served_study(tmp_path):
     db, port = make_study(tmp_path), free_port()
     server = launch_study_server(db, port)
     yield db, f"http://127.0.0.1:{port}/"
-    server.kill()
-    server.wait()
+    stop(server)
 
 
-def client(url: str):
-    return gradio_client.Client(url, verbose=False)
+def client(url: str, name: str | None = None, password: str | None = None, cookies: dict | None = None):
+    """A gradio_client logged in through the study's /login form (or carrying a browser's cookies)."""
+    auth = (name, password or f"{name}-password") if name else None
+    kwargs = {"httpx_kwargs": {"cookies": dict(cookies)}} if cookies else {}
+    return gradio_client.Client(url, auth=auth, verbose=False, **kwargs)
+
+
+def served_pngs(html: str) -> list[bytes]:
+    """The PNG bytes of every image on a case screen (they arrive as data URLs)."""
+    return [base64.b64decode(b) for b in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
 
 
 def test_login_rate_resume_finish_and_admin(served_study):
     db, url = served_study
-    bad = client(url).predict("alice", "wrong-password", api_name="/study_login")
-    assert "wrong password" in bad[MESSAGE] and bad[PROGRESS] == ""
+    with pytest.raises(gradio_client.exceptions.AuthenticationError):
+        client(url, "alice", "wrong-password")
 
-    reader = client(url)
-    first = reader.predict("alice", "alice-password", api_name="/study_login")
-    assert first[PROGRESS] == "**Case 1 of 8**" and first[TOKEN]
-    assert "Progression text" in first[TEXT] and Path(first[CAND_A]).is_file()
+    reader = client(url, "alice")
+    first = reader.predict(api_name="/study_screen")
+    assert first[PROGRESS] == "**Case 1 of 8**" and "Progression text" in first[TEXT]
     sources = {r[0] for r in connect(db).execute("SELECT source FROM candidates")}
-    for image in (first[PRIOR], first[CAND_A]):  # blinded: neither file name nor PNG metadata name a source
-        assert not any(s in Path(image).name for s in sources)
-        assert not any(s in str(v) for s in sources for v in Image.open(image).info.values())
+    pngs = served_pngs(first[IMAGES])
+    assert len(pngs) == 2 and len({Image.open(io.BytesIO(p)).size for p in pngs}) == 1
+    assert all(set(png_chunk_types(p)) <= {b"IHDR", b"IDAT", b"IEND"} for p in pngs)  # no metadata at all
+    assert not any(s in first[IMAGES] for s in sources) and ".png" not in first[IMAGES]
 
     incomplete = reader.predict(*RATING[:5], None, *NO_B, "", api_name="/study_submit")
     assert "Please answer lesion location" in incomplete[MESSAGE]
@@ -98,10 +117,9 @@ def test_login_rate_resume_finish_and_admin(served_study):
     stored = connect(db).execute("SELECT realism, called_synthetic, lesion_location, comment, position FROM ratings").fetchall()
     assert [tuple(r) for r in stored] == [(4, 1, "partly", "looks plausible", 1)]
 
-    # Browser closed: a new client resumes with the stored token, or by logging in again, at case 2.
-    assert client(url).predict(first[TOKEN], api_name="/study_resume")[PROGRESS] == "**Case 2 of 8**"
-    assert client(url).predict("alice", "alice-password", api_name="/study_login")[PROGRESS] == "**Case 2 of 8**"
-    assert client(url).predict("not-a-token", api_name="/study_resume")[PROGRESS] == ""
+    # Browser closed: its cookie resumes at case 2, and so does a fresh login.
+    assert client(url, cookies=reader.cookies).predict(api_name="/study_screen")[PROGRESS] == "**Case 2 of 8**"
+    assert client(url, "alice").predict(api_name="/study_screen")[PROGRESS] == "**Case 2 of 8**"
 
     screen = second
     for _ in range(7):
@@ -109,24 +127,31 @@ def test_login_rate_resume_finish_and_admin(served_study):
     assert "Study complete" in screen[DONE]["value"] and "8" in screen[DONE]["value"]
     assert connect(db).execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 8
 
-    admin = client(url)
-    assert "Wrong admin password" in admin.predict("alice-password", api_name="/study_admin")[0]
-    text, table = admin.predict("admin-password", api_name="/study_admin")
-    assert "ratings:** 8" in text
-    assert {row[0] for row in table["value"]["data"]} == sources
+    refused = reader.predict(api_name="/study_admin")
+    assert "admin login" in refused[MESSAGE] and "ratings" not in str(refused[ADMIN_TEXT])
+    with pytest.raises(gradio_client.exceptions.AuthenticationError):
+        client(url, "admin", "alice-password")
+    admin = client(url, "admin", "admin-password")
+    opened = admin.predict(api_name="/study_screen")  # the admin's page opens on the summary
+    assert "ratings:** 8" in opened[ADMIN_TEXT] and {row[0] for row in opened[ADMIN_TABLE]["value"]["data"]} == sources
+    assert "No flagged cases" in admin.predict(api_name="/study_admin")[ADMIN_FLAGS]
 
 
 def test_browser_login_and_one_rating_then_resume_after_reload(served_study, browser):
     db, url = served_study
-    page = browser.new_page()
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
     page.goto(url)
-    page.locator("#study-name input, #study-name textarea").first.fill("alice")
-    page.locator("#study-password input").first.fill("wrong-password")
-    page.locator("#study-login").click()
-    page.get_by_text("wrong password").wait_for(timeout=20_000)
-    page.locator("#study-password input").first.fill("alice-password")
-    page.locator("#study-login").click()
-    page.get_by_text("Case 1 of 8").wait_for(timeout=20_000)
+    assert page.url.endswith("/login")
+    page.fill("#username", "alice")
+    page.fill("#password", "wrong-password")
+    page.click("#login-button")
+    assert "wrong password" in page.inner_text("#login-message")
+    page.fill("#username", "alice")
+    page.fill("#password", "alice-password")
+    page.click("#login-button")
+    page.get_by_text("Case 1 of 8").wait_for(timeout=30_000)
+    assert page.evaluate("() => JSON.stringify(localStorage)").find("alice-password") < 0
+    assert page.get_by_text("Generate SYNTHETIC follow-up").count() == 0  # a study launch shows only the study
     groups = ["Realism", "Faithfulness", "Anatomical consistency", "Real or synthetic?", "Confidence", "Change shown"]
     answers = ["4", "3", "5 (excellent)", "Synthetic", "2", "Partly"]
     for group, answer in zip(groups, answers):
@@ -135,5 +160,11 @@ def test_browser_login_and_one_rating_then_resume_after_reload(served_study, bro
     page.locator("#study-submit").click()
     page.get_by_text("Case 2 of 8").wait_for(timeout=20_000)
     assert connect(db).execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 1
-    page.reload()  # the session token in localStorage brings the reader back to the same place
+    page.reload()  # the HttpOnly session cookie brings the reader back to the same place
     page.get_by_text("Case 2 of 8").wait_for(timeout=20_000)
+    page.locator("#study-images img").first.wait_for(timeout=20_000)
+    page.screenshot(path="/tmp/legend_study_reader.png", full_page=True)
+    page.click("#study-logout")
+    page.wait_for_url(re.compile(r".*/login\?bye=1$"), timeout=20_000)
+    page.goto(url)
+    assert page.url.endswith("/login")  # the old session is gone

@@ -7,11 +7,11 @@ import os
 import sys
 from contextlib import closing
 
-ADMIN_PASSWORD_ENV = "LEGEND_STUDY_ADMIN_PASSWORD"
+from ..study.auth import ADMIN_PASSWORD_ENV
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("study", help="blinded reader studies (create, add-reader, export, summary, demo-manifest)")
+    parser = subparsers.add_parser("study", help="blinded reader studies (create, add-reader, export, summary, flags, demo-manifest)")
     actions = parser.add_subparsers(dest="study_command", required=True)
 
     create = actions.add_parser("create", help="validate a manifest and store the study in a new SQLite database")
@@ -42,6 +42,11 @@ def register(subparsers) -> None:
     summary.add_argument("--db", required=True)
     summary.add_argument("--json", action="store_true", help="machine-readable output")
     summary.set_defaults(func=_summary)
+
+    flags = actions.add_parser("flags", help="cases skipped because a file went missing, changed or broke (admin)")
+    flags.add_argument("--db", required=True)
+    flags.add_argument("--clear", metavar="CASE", default=None, help="show a repaired case again (its files are re-checked)")
+    flags.set_defaults(func=_flags)
 
     demo = actions.add_parser("demo-manifest", help="write a small ready-made study of SYNTHETIC chest drawings")
     demo.add_argument("--out", required=True, help="folder to write (pair folders + manifest.json)")
@@ -124,6 +129,23 @@ def format_summary(summary) -> str:
                  + ("–" if kappa != kappa else f"{kappa:.3f}"))
     lines.append("ICC(2,1): " + ", ".join(f"{k} " + ("–" if v != v else f"{v:.3f}") for k, v in summary.icc_2_1.items()))
     return "\n".join(lines)
+
+
+def _flags(args: argparse.Namespace) -> int:
+    from ..study.db import connect
+    from ..study.flags import clear_flag, flagged_cases
+
+    with closing(connect(args.db)) as conn:
+        if args.clear:
+            clear_flag(conn, args.clear)
+            print(f"case {args.clear!r} is shown to readers again")
+            return 0
+        flags = flagged_cases(conn)
+    for flag in flags:
+        print(f"{flag['case']}\t{flag['flagged_at']}\t{flag['reason']}")
+    if not flags:
+        print("no flagged cases")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:

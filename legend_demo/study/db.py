@@ -25,6 +25,8 @@ def connect(db_path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     # isolation_level=None: autocommit mode, so every transaction below is explicit (BEGIN … COMMIT).
     conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
     try:
+        if not create:
+            _check_is_study(conn, path)
         _configure(conn, path)
     except sqlite3.DatabaseError as exc:  # "file is not a database", a damaged file, a read-only folder...
         conn.close()
@@ -33,6 +35,13 @@ def connect(db_path: str | Path, *, create: bool = False) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+def _check_is_study(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse (before writing anything) an SQLite file that was not made by `study create`."""
+    found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+    if found is None:
+        raise ValueError(f"{str(path)!r} is not a study database (it has no study tables); make one with `study create`")
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:

@@ -1,13 +1,104 @@
-"""Image reading for studies through the project's loader (legend_demo.image_io.load_image)."""
+"""Study images: reading (legend_demo.image_io.load_image), file fingerprints, and the blinded display copies.
+
+Blinding (issue 12 §6): every image of a case is shown at ONE size and format — the prior's aspect ratio with
+a long side of DISPLAY_LONG_SIDE pixels, 8-bit grayscale PNG with no text, time or colour chunks — so neither
+the pixel size of an engine's output, its file format, its metadata nor its file name tells a reader the source.
+"""
 from __future__ import annotations
 
+import hashlib
+import zlib
+from functools import lru_cache
 from pathlib import Path
+from typing import Sequence
 
+import cv2
 import numpy as np
 
 from ..image_io import load_image
+
+DISPLAY_LONG_SIDE = 768  # px: every image of a case is resampled to the prior's aspect at this long side
+PNG_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a served image contains
 
 
 def read_gray(path: str | Path) -> np.ndarray:
     """(H, W) float32 in [0, 1], dense tissue bright; ImageInputError when the file is not a usable radiograph."""
     return np.asarray(load_image(str(path)).array, dtype=np.float32)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the file's bytes (recorded at `study create`, checked before a case is shown)."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=512)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:  # keyed by mtime and size: a replaced file is re-read
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def display_size(shape: tuple[int, int], long_side: int = DISPLAY_LONG_SIDE) -> tuple[int, int]:
+    """(width, height) with the aspect of an (H, W) image and the given long side."""
+    height, width = shape
+    scale = long_side / max(height, width)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def case_pngs(paths: Sequence[Path], long_side: int = DISPLAY_LONG_SIDE) -> list[bytes]:
+    """PNG bytes of every image of one case (prior first), all at the prior's display size; ImageInputError
+    or OSError when a file cannot be read."""
+    prior = read_gray(paths[0])
+    size = display_size(prior.shape, long_side)
+    return [_display_png(str(p), _mtime(p), size) for p in paths]
+
+
+def _mtime(path: Path) -> int:
+    return Path(path).stat().st_mtime_ns
+
+
+@lru_cache(maxsize=256)
+def _display_png(path: str, mtime_ns: int, size: tuple[int, int]) -> bytes:
+    return png_bytes(resample(read_gray(path), size))
+
+
+def resample(image01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) [0, 1] → uint8 at `size` = (width, height): area averaging to shrink, bicubic to enlarge."""
+    height, width = image01.shape
+    shrink = size[0] * size[1] < width * height
+    resized = cv2.resize(image01, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)  # (h, w)
+    return np.round(np.clip(resized, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def png_bytes(gray: np.ndarray) -> bytes:
+    """8-bit grayscale PNG of an (H, W) uint8 array with only IHDR, IDAT and IEND chunks (no metadata at all)."""
+    if gray.dtype != np.uint8 or gray.ndim != 2:
+        raise ValueError(f"need an (H, W) uint8 image, got {gray.dtype} {gray.shape}")
+    ok, buffer = cv2.imencode(".png", gray)
+    if not ok:
+        raise ValueError(f"could not encode a {gray.shape} image as PNG")
+    data = buffer.tobytes()
+    extra = set(png_chunk_types(data)) - set(PNG_CHUNKS)
+    if extra:
+        raise ValueError(f"the PNG encoder added metadata chunks {sorted(extra)}")
+    return data
+
+
+def png_chunk_types(data: bytes) -> list[bytes]:
+    """The chunk types of a PNG file in order (checks each chunk's CRC)."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG file")
+    types, offset = [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        kind = data[offset + 4:offset + 8]
+        body = data[offset + 8:offset + 8 + length]
+        crc = int.from_bytes(data[offset + 8 + length:offset + 12 + length], "big")
+        if zlib.crc32(kind + body) != crc:
+            raise ValueError(f"PNG chunk {kind!r} has a bad CRC")
+        types.append(kind)
+        offset += 12 + length
+    return types

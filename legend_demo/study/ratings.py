@@ -90,6 +90,9 @@ def submit_ratings(conn: sqlite3.Connection, reader_id: int, position: int, rati
         upcoming = next_position(conn, reader_id)
         if upcoming is not None and position > upcoming:
             raise ValueError(f"case {position} is not open yet; case {upcoming} comes first")
+        if conn.execute("SELECT 1 FROM slots s JOIN case_flags f ON f.case_id = s.case_id WHERE s.reader_id = ? AND s.position = ?",
+                        (reader_id, position)).fetchone():
+            raise ValueError(f"case {position} was withdrawn (flagged for the admin) and cannot be rated")
         allow_changes = bool(conn.execute("SELECT allow_changes FROM study WHERE id = 1").fetchone()[0])
         outcomes = [_store_one(conn, reader_id, position, item, rating, allow_changes) for item, rating in zip(items, ratings)]
     if "updated" in outcomes:

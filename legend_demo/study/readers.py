@@ -7,14 +7,19 @@ from .assignment import assign_reader
 from .db import transaction, utc_now
 from .passwords import hash_password, verify_password
 
+ADMIN_NAME = "admin"  # the admin logs in under this name (legend_demo.study.auth), so no reader may use it
 _DUMMY_HASH = None  # lazily made: checking unknown names costs as much as known ones (no user-name oracle)
 
 
 def add_reader(conn: sqlite3.Connection, name: str, password: str) -> int:
     """Create a reader and their blinded order in one transaction; return the reader id."""
-    name = (name or "").strip()
+    if not isinstance(name, str):
+        raise ValueError(f"reader name must be text, got {type(name).__name__}")
+    name = name.strip()
     if not name or len(name) > 100:
         raise ValueError(f"reader name must have 1–100 characters (got {name!r})")
+    if name.casefold() == ADMIN_NAME:
+        raise ValueError(f"{name!r} is the admin's login name; choose another reader name")
     password_hash = hash_password(password)
     with transaction(conn):
         if conn.execute("SELECT 1 FROM readers WHERE name = ?", (name,)).fetchone():

@@ -79,6 +79,40 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ratings_by_candidate ON ratings(candidate_id);
     """,
+    # 2: expiring role sessions (reader or admin), login attempts for throttling, flagged cases, file hashes;
+    # the browser-state secret goes (sessions are HttpOnly cookies now). Old sessions end: everyone logs in again.
+    """
+    DROP TABLE sessions;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('reader', 'admin')),
+        reader_id INTEGER REFERENCES readers(id) ON DELETE CASCADE,
+        created_at REAL NOT NULL,
+        last_seen REAL NOT NULL,
+        shown_position INTEGER,
+        shown_at REAL,
+        CHECK ((role = 'reader') = (reader_id IS NOT NULL))
+    );
+    CREATE INDEX sessions_by_reader ON sessions(reader_id);
+    CREATE TABLE login_attempts (
+        id INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        account_key TEXT NOT NULL,
+        reader_id INTEGER REFERENCES readers(id) ON DELETE SET NULL,
+        client TEXT NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'refused'))
+    );
+    CREATE INDEX login_attempts_by_account ON login_attempts(account_key, at);
+    CREATE INDEX login_attempts_by_client ON login_attempts(client, at);
+    CREATE TABLE case_flags (
+        case_id INTEGER PRIMARY KEY REFERENCES cases(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL,
+        flagged_at TEXT NOT NULL
+    );
+    ALTER TABLE cases ADD COLUMN prior_sha256 TEXT;
+    ALTER TABLE candidates ADD COLUMN sha256 TEXT;
+    ALTER TABLE study DROP COLUMN ui_secret;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

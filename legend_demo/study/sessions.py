@@ -1,52 +1,127 @@
-"""Login sessions: a random token kept by the browser, stored here only as a SHA-256 hash."""
+"""Login sessions (reader or admin): a random token kept by the browser in an HttpOnly cookie, stored here only
+as a SHA-256 hash. Sessions end after `idle_s` without a request or `max_age_s` after login, whichever is first;
+every login makes a new token and ends the one the browser held (rotation)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 import sqlite3
 import time
+from dataclasses import dataclass
+from typing import Literal, Mapping
 
-from .db import transaction, utc_now
+from .db import transaction
+
+Role = Literal["reader", "admin"]
+IDLE_MINUTES_ENV = "LEGEND_STUDY_IDLE_MINUTES"
+MAX_HOURS_ENV = "LEGEND_STUDY_SESSION_HOURS"
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_s: float = 30 * 60.0  # a reader away for half an hour logs in again (and resumes where they were)
+    max_age_s: float = 12 * 3600.0  # no session outlives a working day
+    touch_every_s: float = 30.0  # last_seen is written at most this often (keeps page loads read-only)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "SessionPolicy":
+        """LEGEND_STUDY_IDLE_MINUTES and LEGEND_STUDY_SESSION_HOURS (positive numbers) override the defaults."""
+        env = os.environ if env is None else env
+        idle = _positive(env, IDLE_MINUTES_ENV, cls.idle_s / 60) * 60
+        max_age = _positive(env, MAX_HOURS_ENV, cls.max_age_s / 3600) * 3600
+        return cls(idle_s=idle, max_age_s=max_age, touch_every_s=min(cls.touch_every_s, idle / 4))
+
+
+@dataclass(frozen=True)
+class Session:
+    token_hash: str
+    role: Role
+    reader_id: int | None
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name}={raw!r} must be a positive number")
+    return value
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def open_session(conn: sqlite3.Connection, reader_id: int) -> str:
-    """A new session token for the reader (the plain token is returned once and never stored)."""
-    token = secrets.token_urlsafe(32)
+def open_session(conn: sqlite3.Connection, role: Role, reader_id: int | None = None, *,
+                 replaces: str | None = None, now: float | None = None) -> str:
+    """A new session token (returned once, never stored); the browser's previous token `replaces` ends."""
+    if role not in ("reader", "admin") or (role == "reader") != (reader_id is not None):
+        raise ValueError(f"a {role!r} session needs {'a' if role == 'reader' else 'no'} reader id")
+    token, now = secrets.token_urlsafe(32), time.time() if now is None else now
     with transaction(conn):
-        conn.execute("INSERT INTO sessions (token_hash, reader_id, created_at) VALUES (?, ?, ?)", (_digest(token), reader_id, utc_now()))
+        if replaces:
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(replaces),))
+        conn.execute("INSERT INTO sessions (token_hash, role, reader_id, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+                     (_digest(token), role, reader_id, now, now))
     return token
 
 
-def session_reader(conn: sqlite3.Connection, token: str | None) -> int | None:
-    """The reader id for a live token, else None."""
-    if not token or not isinstance(token, str):
+def find_session(conn: sqlite3.Connection, token: str | None, policy: SessionPolicy,
+                 now: float | None = None) -> Session | None:
+    """The live session of `token`, else None; an expired one is deleted. Refreshes its idle clock."""
+    if not token or not isinstance(token, str) or len(token) > 200:
         return None
-    row = conn.execute("SELECT reader_id FROM sessions WHERE token_hash = ?", (_digest(token),)).fetchone()
-    return row["reader_id"] if row else None
+    now = time.time() if now is None else now
+    digest = _digest(token)
+    row = conn.execute("SELECT role, reader_id, created_at, last_seen FROM sessions WHERE token_hash = ?", (digest,)).fetchone()
+    if row is None:
+        return None
+    if now - row["last_seen"] > policy.idle_s or now - row["created_at"] > policy.max_age_s:
+        with transaction(conn):
+            conn.execute("DELETE FROM sessions WHERE token_hash = ?", (digest,))
+        return None
+    if now - row["last_seen"] > policy.touch_every_s:
+        with transaction(conn):
+            conn.execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, digest))
+    return Session(digest, row["role"], row["reader_id"])
 
 
 def close_session(conn: sqlite3.Connection, token: str | None) -> None:
-    if token:
+    if token and isinstance(token, str):
         with transaction(conn):
             conn.execute("DELETE FROM sessions WHERE token_hash = ?", (_digest(token),))
 
 
-def mark_shown(conn: sqlite3.Connection, token: str, position: int) -> None:
+def purge_expired(conn: sqlite3.Connection, policy: SessionPolicy, now: float | None = None) -> int:
+    """Delete every expired session; return how many."""
+    now = time.time() if now is None else now
+    with transaction(conn):
+        return conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
+                            (now - policy.idle_s, now - policy.max_age_s)).rowcount
+
+
+def mark_shown(conn: sqlite3.Connection, session: Session, position: int) -> None:
     """Record when this session first showed `position` (kept across page reloads of the same case)."""
     with transaction(conn):
         conn.execute(
             "UPDATE sessions SET shown_position = ?, shown_at = ? WHERE token_hash = ? AND shown_position IS NOT ?",
-            (position, time.time(), _digest(token), position),
+            (position, time.time(), session.token_hash, position),
         )
 
 
-def seconds_on_case(conn: sqlite3.Connection, token: str, position: int) -> float:
+def shown_position(conn: sqlite3.Connection, session: Session) -> int | None:
+    row = conn.execute("SELECT shown_position FROM sessions WHERE token_hash = ?", (session.token_hash,)).fetchone()
+    return None if row is None else row["shown_position"]
+
+
+def seconds_on_case(conn: sqlite3.Connection, session: Session, position: int) -> float:
     """Seconds since this session showed `position`; 0 if it never did."""
-    row = conn.execute("SELECT shown_position, shown_at FROM sessions WHERE token_hash = ?", (_digest(token),)).fetchone()
+    row = conn.execute("SELECT shown_position, shown_at FROM sessions WHERE token_hash = ?", (session.token_hash,)).fetchone()
     if row is None or row["shown_position"] != position or row["shown_at"] is None:
         return 0.0
     return max(0.0, time.time() - row["shown_at"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .db import connect, transaction, utc_now
+from .images import file_sha256
 from .manifest import Manifest, resolve_inside, validate_manifest
 from .passwords import hash_password
 
@@ -40,23 +41,29 @@ def create_study(
             if conn.execute("SELECT 1 FROM study").fetchone():
                 raise ValueError(f"{str(db_path)!r} already holds a study; use a new --db file")
             conn.execute(
-                "INSERT INTO study (id, name, root, seed, allow_changes, pair_mode, admin_password_hash, ui_secret, created_at)"
-                " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (manifest.name, str(manifest.root.resolve()), seed, int(allow_changes), int(pair_mode),
-                 admin_hash, secrets.token_urlsafe(24), utc_now()),
+                "INSERT INTO study (id, name, root, seed, allow_changes, pair_mode, admin_password_hash, created_at)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+                (manifest.name, str(manifest.root.resolve()), seed, int(allow_changes), int(pair_mode), admin_hash, utc_now()),
             )
             for case in manifest.cases:
                 case_id = conn.execute(
-                    "INSERT INTO cases (case_key, prior_path, text) VALUES (?, ?, ?)", (case.key, case.prior, case.text.strip())
+                    "INSERT INTO cases (case_key, prior_path, prior_sha256, text) VALUES (?, ?, ?, ?)",
+                    (case.key, case.prior, _fingerprint(manifest.root, case.prior), case.text.strip()),
                 ).lastrowid
                 for candidate in case.candidates:
                     conn.execute(
-                        "INSERT INTO candidates (case_id, source, is_real, path) VALUES (?, ?, ?, ?)",
-                        (case_id, candidate.source, int(candidate.is_real), candidate.path),
+                        "INSERT INTO candidates (case_id, source, is_real, path, sha256) VALUES (?, ?, ?, ?, ?)",
+                        (case_id, candidate.source, int(candidate.is_real), candidate.path,
+                         _fingerprint(manifest.root, candidate.path)),
                     )
         return study_settings(conn)
     finally:
         conn.close()
+
+
+def _fingerprint(root: Path, rel: str) -> str:
+    """SHA-256 of a validated study file: a file replaced later is caught before a reader sees it."""
+    return file_sha256(resolve_inside(root, rel))
 
 
 def study_settings(conn: sqlite3.Connection) -> StudySettings:

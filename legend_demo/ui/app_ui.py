@@ -64,18 +64,16 @@ def launch_kwargs(config: AppConfig) -> dict[str, Any]:
 
 
 def create_demo(config: AppConfig | None = None, study_db: str | Path | None = None) -> gr.Blocks:
-    """Build (not launch) the Blocks app; `study_db` adds the reader-study tab."""
+    """Build (not launch) the Blocks app. A reader study is never embedded here (readers must see only the study):
+    serve it with `python app.py --study DB` (legend_demo.ui.study_server)."""
+    if study_db:
+        raise ValueError("a reader study is served on its own, behind its login: python app.py --study DB")
     config = config or AppConfig.from_env()
     with gr.Blocks(title="LeGend demo — synthetic chest X-ray follow-ups", delete_cache=(900, 3600)) as demo:
         gr.Markdown("# LeGend demo — synthetic longitudinal chest X-ray follow-ups with GBCA")
         gr.HTML(NOTICE, js_on_load=None)
         with gr.Tab("Generate"):
             _generate_tab(config, demo)
-        if study_db:
-            with gr.Tab("Reader study"):
-                from .study_app import add_study_ui
-
-                add_study_ui(study_db, demo)
         add_api_endpoints(config, None)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo

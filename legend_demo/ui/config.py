@@ -26,7 +26,6 @@ class AppConfig:
     engine: str | None = None  # None: the registry's default (first available)
     max_upload_mb: float = MAX_UPLOAD_MB
     max_pixels: int = MAX_PIXELS
-    study_db: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags) -> "AppConfig":
