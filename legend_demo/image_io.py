@@ -1,8 +1,9 @@
 """Load a radiograph (PNG, JPEG, TIFF, DICOM) into a float32 (H, W) array in [0, 1], dense tissue bright.
 
-Limits (both checked on the header, before any pixel is decoded, so decompression bombs stop early):
+Limits (all checked on the header, before any pixel is decoded, so decompression bombs stop early):
   * MIN_SIDE = 64 px: a smaller image cannot be a radiograph worth following up.
   * MAX_PIXELS = 50 megapixels (W * H), overridable per call with `max_pixels=`.
+  * MAX_ASPECT = 4: long-length films reach about 3.6:1; a stripe beyond 4:1 is not a radiograph.
 
 Intensity: values are divided by the full range of their bit depth (8-bit / 255, 16-bit / 65535, DICOM by
 the output range of its VOI window or LUT, or min/max when it has neither). If the result then spans less
@@ -10,12 +11,18 @@ than LOW_RANGE_SPAN of [0, 1] (e.g. 12-bit data in a 16-bit PNG) it is stretched
 note says so. A uniform image is rejected. Every such step is recorded in `LoadedImage.notes`.
 
 Privacy: a DICOM's identifiers (names, IDs, dates, UIDs, institution...) are never copied; only the
-technical facts in DICOM_INFO_KEYWORDS are kept, in `LoadedImage.dicom_info`.
+technical facts in DICOM_INFO_KEYWORDS are kept, in `LoadedImage.dicom_info`, and the display attributes in
+DICOM_DISPLAY_KEYWORDS (window, rescale, spacing, bit depth), in `LoadedImage.dicom_display`, so an export can
+keep the film's own geometry and look.
+
+Stored units: single-channel integer images also keep their stored values (`LoadedImage.stored`), so a follow-up
+can be written back in the film's own units (legend_demo.intensity).
 
 Every bad input raises `ImageInputError` with a message a clinician can act on.
 """
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from dataclasses import dataclass, field
@@ -37,6 +44,12 @@ DICOM_INFO_KEYWORDS = (
     "PixelRepresentation", "SamplesPerPixel", "Rows", "Columns",
     "PatientOrientation", "ImageLaterality", "BodyPartExamined",  # orientation and view (grounding/orientation.py)
 )  # technical, non-identifying facts only
+DICOM_DISPLAY_KEYWORDS = (
+    "PhotometricInterpretation", "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation",
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "WindowCenter", "WindowWidth", "VOILUTFunction",
+    "VOILUTSequence", "PixelSpacing", "ImagerPixelSpacing", "PixelSpacingCalibrationType", "PatientOrientation",
+)  # how the stored values are shown and how big a pixel is; nothing identifying
+MAX_ASPECT = 4.0
 PILLOW_FORMATS = ["PNG", "JPEG", "BMP", "GIF", "WEBP", "JPEG2000"]  # never EPS/PDF and friends
 
 ImageSource = Union[str, PathLike, bytes, bytearray, memoryview, IO[bytes]]
@@ -63,6 +76,9 @@ class LoadedImage:
     bit_depth: int
     notes: list[str] = field(default_factory=list)
     dicom_info: dict[str, Any] = field(default_factory=dict)
+    stored: np.ndarray | None = None  # (H, W) stored integer values of a single-channel film, else None
+    stored_signed: bool = False
+    dicom_display: dict[str, Any] = field(default_factory=dict)  # DICOM_DISPLAY_KEYWORDS present in the file
 
     @property
     def size(self) -> tuple[int, int]:
@@ -73,6 +89,14 @@ class LoadedImage:
         """Square (side, side) float32 model input and the frame that maps points both ways."""
         frame = SquareFrame.fit(self.size, side, mode)
         return frame.apply(self.array), frame
+
+    def intensity_map(self):
+        """The film's stored → display map (legend_demo.intensity.IntensityMap), or None without stored values."""
+        from .intensity import IntensityMap
+
+        if self.stored is None:
+            return None
+        return IntensityMap.from_pixels(self.stored, self.array, self.bit_depth, self.stored_signed)
 
     def __repr__(self) -> str:
         return (
@@ -90,6 +114,9 @@ class _Decoded:
     bit_depth: int
     notes: list[str]
     dicom_info: dict[str, Any] = field(default_factory=dict)
+    stored: np.ndarray | None = None  # (H, W) integer stored values when single-channel
+    stored_signed: bool = False
+    dicom_display: dict[str, Any] = field(default_factory=dict)
 
 
 def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
@@ -103,6 +130,7 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> LoadedIm
         notes.append("RGB converted to grayscale")
     array = _stretch_if_low_range(array, notes)
     height, width = array.shape
+    stored = decoded.stored if decoded.array.ndim == 2 and _integer(decoded.stored) else None
     return LoadedImage(
         array=np.ascontiguousarray(array, dtype=np.float32),
         original_size=(width, height),
@@ -110,7 +138,14 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS) -> LoadedIm
         bit_depth=decoded.bit_depth,
         notes=notes,
         dicom_info=decoded.dicom_info,
+        stored=stored,
+        stored_signed=decoded.stored_signed,
+        dicom_display=decoded.dicom_display,
     )
+
+
+def _integer(values: np.ndarray | None) -> bool:
+    return values is not None and values.ndim == 2 and values.dtype.kind in "iu" and values.dtype.itemsize <= 2
 
 
 # ---------------------------------------------------------------- reading the bytes
@@ -172,6 +207,11 @@ def _check_dimensions(width: int, height: int, max_pixels: int) -> None:
             f"The image is {width}x{height} = {width * height:,} pixels, above the limit of {max_pixels:,}. "
             "Downsample it (e.g. to 2048 pixels on the long side) and upload it again."
         )
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ImageInputError(
+            f"The image is {width}x{height} pixels, {max(width, height) / min(width, height):.1f} times longer than "
+            f"wide; radiographs are at most {MAX_ASPECT:g}:1. Upload the whole film, not a strip or a montage."
+        )
 
 
 def _corrupt(kind: str, exc: BaseException) -> ImageInputError:
@@ -227,7 +267,20 @@ def _decode_pillow(data: bytes, max_pixels: int, formats: list[str] = PILLOW_FOR
         except Exception as exc:  # truncated or corrupt pixel data
             raise _corrupt(fmt.upper(), exc) from exc
         array, bit_depth, mode_notes = _array_from_pillow(upright)
-    return _Decoded(array, fmt, bit_depth, notes + mode_notes)
+        stored = _pillow_stored(upright)
+    return _Decoded(array, fmt, bit_depth, notes + mode_notes, stored=stored)
+
+
+def _pillow_stored(image: Any) -> np.ndarray | None:
+    """Stored values of 8-bit, 16-bit and 16-bit-range 32-bit grayscale images; None for other modes."""
+    if image.mode in ("L", "I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(image).astype(np.uint8 if image.mode == "L" else np.uint16)
+    if image.mode == "LA":
+        return np.asarray(image.getchannel("L"), dtype=np.uint8)
+    if image.mode == "I":
+        values = np.asarray(image)
+        return values.astype(np.uint16) if values.min() >= 0 and values.max() <= 65535 else None
+    return None
 
 
 def _load_upright(image: Any) -> tuple[Any, list[str]]:
@@ -308,7 +361,8 @@ def _decode_tiff(data: bytes, max_pixels: int) -> _Decoded:
     array, bit_depth, notes = _tiff_to_unit(values)
     if min_is_white:
         array, notes = 1.0 - array, notes + ["MinIsWhite inverted"]
-    return _Decoded(array, "tiff", bit_depth, notes)
+    stored = values[..., 0] if values.ndim == 3 and values.shape[2] <= 2 else values
+    return _Decoded(array, "tiff", bit_depth, notes, stored=stored, stored_signed=values.dtype.kind == "i")
 
 
 def _decode_tiff_with_pillow(data: bytes, max_pixels: int, tifffile_error: Exception) -> _Decoded:
@@ -374,11 +428,14 @@ def _dicom_to_unit(ds: Any, max_pixels: int) -> _Decoded:
     _check_dicom_is_single_image(ds, max_pixels)
     info = {k: _plain(ds.get(k)) for k in DICOM_INFO_KEYWORDS if ds.get(k) not in (None, "")}
     raw = _dicom_pixels(ds)
+    bits = int(ds.get("BitsStored", ds.get("BitsAllocated", 8)))
     if int(ds.get("SamplesPerPixel", 1)) == 3 or ds.get("PhotometricInterpretation") == "PALETTE COLOR":
         array, notes = _dicom_colour(raw, ds)
-    else:
-        array, notes = _dicom_grayscale(raw, ds)
-    return _Decoded(array, "dicom", int(ds.get("BitsStored", ds.get("BitsAllocated", 8))), notes, info)
+        return _Decoded(array, "dicom", bits, notes, info)
+    array, notes = _dicom_grayscale(raw, ds)
+    display = {k: copy.deepcopy(ds[k].value) for k in DICOM_DISPLAY_KEYWORDS if k in ds and ds[k].value not in (None, "")}
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    return _Decoded(array, "dicom", bits, notes, info, stored=raw, stored_signed=signed, dicom_display=display)
 
 
 def _read_dicom(data: bytes) -> Any:

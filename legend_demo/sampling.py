@@ -11,6 +11,7 @@ import torch
 
 VelocityFn = Callable[[torch.Tensor, float], torch.Tensor]  # (x (B, N, C), σ) → v (B, N, C)
 StepCallback = Callable[[int, int, float, torch.Tensor], None]  # (step, total, σ, x) after each step
+Projection = Callable[[torch.Tensor], torch.Tensor]  # x → x after each step (e.g. keep-region blending)
 
 
 def _checked_sigmas(sigmas: Sequence[float], descending: bool) -> list[float]:
@@ -24,19 +25,26 @@ def _checked_sigmas(sigmas: Sequence[float], descending: bool) -> list[float]:
     return values
 
 
-def euler(velocity: VelocityFn, x: torch.Tensor, sigmas: Sequence[float], callback: StepCallback | None = None) -> torch.Tensor:
-    """Euler integration of dx/dσ = v along the given sigmas (either direction): x ← x + (σ_next − σ)·v(x, σ)."""
+def euler(velocity: VelocityFn, x: torch.Tensor, sigmas: Sequence[float], callback: StepCallback | None = None,
+          project: Projection | None = None) -> torch.Tensor:
+    """Euler integration of dx/dσ = v along the given sigmas (either direction): x ← x + (σ_next − σ)·v(x, σ).
+
+    `project`, when given, maps x after every step (keep-region blending of RadEdit / Blended Latent Diffusion).
+    """
     total = len(sigmas) - 1
     for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
         x = x + (sigma_next - sigma) * velocity(x, sigma)
+        if project is not None:
+            x = project(x)
         if callback is not None:
             callback(i + 1, total, sigma_next, x)
     return x
 
 
-def denoise(velocity: VelocityFn, noise: torch.Tensor, sigmas: Sequence[float], callback: StepCallback | None = None) -> torch.Tensor:
+def denoise(velocity: VelocityFn, noise: torch.Tensor, sigmas: Sequence[float], callback: StepCallback | None = None,
+            project: Projection | None = None) -> torch.Tensor:
     """Generate: integrate from the first (largest) sigma down to the last (usually 0)."""
-    return euler(velocity, noise, _checked_sigmas(sigmas, descending=True), callback)
+    return euler(velocity, noise, _checked_sigmas(sigmas, descending=True), callback, project)
 
 
 def invert(

@@ -11,14 +11,14 @@ SMALL = EmbeddedConfig(side=32, space_to_depth=2, num_layers=1, num_single_layer
 def test_pixel_codec_is_lossless_and_local():
     codec = PixelCodec(4)
     images = torch.rand(2, 128, 128)
-    tokens = codec.encode_batch(images)  # (2, 256, 64)
+    tokens = codec.encode(images)  # (2, 256, 64)
     assert tokens.shape == (2, 256, 64) and codec.token_grid(128) == (16, 16)
     torch.testing.assert_close(codec.unpack(tokens, 128), images * 2 - 1)
     spot = torch.zeros(1, 128, 128)
     spot[0, 40:48, 88:96] = 1.0  # one 8×8 cell: token row 5, column 11
-    hot = (codec.encode_batch(spot) > -1).any(-1)[0].nonzero().flatten().tolist()
+    hot = (codec.encode(spot) > -1).any(-1)[0].nonzero().flatten().tolist()
     assert hot == [5 * 16 + 11]
-    np.testing.assert_allclose(codec.decode(codec.encode_batch(images), 128), images.numpy(), atol=1e-6)
+    np.testing.assert_allclose(codec.decode(codec.encode(images), 128), images.numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="multiple of 8"):
         codec.token_grid(100)
 
@@ -59,3 +59,63 @@ def test_engine_is_unavailable_without_weights(tmp_path, monkeypatch):
     assert not ok and "no embedded model weights" in reason
     with pytest.raises(EngineUnavailableError, match="no embedded model weights"):
         embedded.load()
+
+
+REFERENCE = EmbeddedConfig(side=32, space_to_depth=2, num_layers=1, num_single_layers=2, default_steps=3,
+                           reference_channels=True, refine_channels=4, vital_layers=(0, 2))
+
+
+def _load_small(tmp_path, monkeypatch, config):
+    model = new_transformer(config, seed=3)
+    with torch.no_grad():  # a non-zero head, so the refinement path really runs
+        model.head.conv3.weight.normal_(0, 0.05)
+    save_model(tmp_path / "m", model, config)
+    monkeypatch.setenv("LEGEND_EMBEDDED_PATH", str(tmp_path / "m"))
+    from legend_demo.engines import embedded
+
+    return model, embedded.load()
+
+
+def test_reference_conditioned_model_round_trips_with_its_head(tmp_path):
+    model = new_transformer(REFERENCE, seed=2)
+    save_model(tmp_path / "m", model, REFERENCE)
+    loaded, config, _ = load_model(tmp_path / "m")
+    assert config == REFERENCE and loaded.flux.config.in_channels == 2 * REFERENCE.token_channels
+    torch.testing.assert_close(loaded.head.conv1.weight, model.head.conv1.weight)
+
+
+def test_keep_region_blending_keeps_the_edit_row_equal_to_the_source_outside_w(tmp_path, monkeypatch):
+    from legend_demo.edit_region import EditRegion
+    from legend_demo.engines.base import GenerationRequest
+
+    _, engine = _load_small(tmp_path, monkeypatch, REFERENCE)
+    image = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    request = GenerationRequest(image=image, progression_text="new right lower lobe consolidation",
+                                points=[{"x": 10, "y": 30}], sigma_ratio=0.1, bias_strength=2.0,
+                                edit_region=EditRegion(scale=1.0))
+    result = engine.generate(request)
+    weights = result.provenance["parameters"]
+    assert weights["keep_region_blending"] and weights["start"] == "noise" and weights["reference_conditioned"]
+    grid = engine.token_grid
+    from legend_demo.edit_region import token_weights
+
+    w = token_weights(result.frame.points_to_model(request.points), 32, grid, 0.1, 1.0)
+    outside = np.kron(w == 0, np.ones((4, 4), bool))  # 4-px tokens at side 32 (space-to-depth 2, 2×2 packing)
+    assert outside.any() and (~outside).any()
+    np.testing.assert_array_equal(result.followup[outside], result.source_reconstruction[outside])
+    assert np.abs(result.followup - result.source_reconstruction)[~outside].max() > 1e-4
+    unblended = engine.generate(GenerationRequest(**{**request.__dict__, "edit_region": EditRegion(keep_blend=False)}))
+    assert np.abs(unblended.followup - unblended.source_reconstruction)[outside].max() > 1e-4
+
+
+def test_seeds_give_different_samples_without_inversion(tmp_path, monkeypatch):
+    from legend_demo.engines.base import GenerationRequest
+
+    _, engine = _load_small(tmp_path, monkeypatch, REFERENCE)
+    image = np.random.default_rng(1).random((40, 40)).astype(np.float32)
+    make = lambda seed: engine.generate(GenerationRequest(image=image, progression_text="new effusion",  # noqa: E731
+                                                          points=[{"x": 20, "y": 20}], seed=seed, output_mode="model-view"))
+    a, b, again = make(0), make(1), make(0)
+    assert np.abs(a.followup - b.followup).max() > 1e-3
+    np.testing.assert_array_equal(a.followup, again.followup)
+    assert a.film.mode == "model-view" and a.film.display.shape == (40, 40)

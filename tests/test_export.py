@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from legend_demo import load_image, save_synthetic_dicom, save_synthetic_png
-from legend_demo.export import SYNTHETIC_LABEL, burn_in_label, label_lines
+from legend_demo.export import SYNTHETIC_LABEL, label_lines, with_label_band
 
 ENGINE, CHECKPOINT = "lite", "lite-v1.safetensors"
 SOURCE_IDENTIFIERS = ("Doe^Jane", "Doe", "MRN-7391-XQ", "ACC-55512", "St Elsewhere", "19610203", "20240517")
@@ -41,24 +41,24 @@ def source_dicom_bytes() -> tuple[bytes, list[str]]:
 
 
 def band_rows(labelled: np.ndarray, original: np.ndarray) -> int:
-    """How many top rows the label changed (rows below are untouched)."""
-    changed = np.abs(labelled - original).max(axis=1) > 1e-6
-    return int(np.nonzero(changed)[0].max()) + 1
+    """How many rows the label band added below the image (the image rows must be untouched)."""
+    height = original.shape[0]
+    assert labelled.shape[1] == original.shape[1] and labelled.shape[0] > height
+    return labelled.shape[0] - height
 
 
-# ---------------------------------------------------------------- burn-in
+# ---------------------------------------------------------------- label band
 
 
-def test_burn_in_writes_text_in_a_top_band_and_leaves_the_rest():
+def test_label_band_is_added_below_and_never_covers_the_image():
     image = chest_like()
-    labelled = burn_in_label(image, label_lines(ENGINE, CHECKPOINT))
-    assert labelled.shape == image.shape and labelled.dtype == np.float32
-    assert np.array_equal(image, chest_like())  # input untouched
+    labelled = with_label_band(image, label_lines(ENGINE, CHECKPOINT))
+    assert labelled.dtype == np.float32 and np.array_equal(image, chest_like())  # input untouched
+    np.testing.assert_array_equal(labelled[:256], image)  # every image pixel kept
     rows = band_rows(labelled, image)
-    assert 10 < rows < 256 // 4
-    band = labelled[:rows]
-    assert band.max() > 0.95 and np.mean(band < image[:rows]) > 0.5  # white glyphs on a darkened band
-    np.testing.assert_array_equal(labelled[rows:], image[rows:])
+    assert 10 < rows < 256 // 2
+    band = labelled[256:]
+    assert band.max() > 0.95 and np.mean(band < 0.1) > 0.5  # white glyphs on a dark band
     assert labelled.min() >= 0.0 and labelled.max() <= 1.0
 
 
@@ -70,17 +70,17 @@ def test_label_lines_carry_the_disclaimer_and_provenance():
 
 def test_characters_missing_from_the_font_are_drawn_as_ascii_not_boxes():
     image = chest_like()
-    fancy = burn_in_label(image, ["café — 3×σ ≥ 2"])
-    plain = burn_in_label(image, ["cafe - 3xsigma >= 2"])
+    fancy = with_label_band(image, ["café — 3×σ ≥ 2 · s(τ)"])
+    plain = with_label_band(image, ["cafe - 3xsigma >= 2 . s(tau)"])
     np.testing.assert_array_equal(fancy, plain)
 
 
 def test_long_lines_wrap_instead_of_running_off_the_image():
     narrow = np.full((256, 96), 0.5, np.float32)
-    labelled = burn_in_label(narrow, [SYNTHETIC_LABEL])
-    one_line = band_rows(burn_in_label(narrow, ["SYNTHETIC"]), narrow)
+    labelled = with_label_band(narrow, [SYNTHETIC_LABEL])
+    one_line = band_rows(with_label_band(narrow, ["SYNTHETIC"]), narrow)
     assert band_rows(labelled, narrow) > 1.5 * one_line  # wrapped onto more than one line
-    assert labelled[:, -3:].max() < 0.9  # no glyph pressed against the right edge
+    assert labelled[256:, -2:].max() < 0.9  # no glyph pressed against the right edge
 
 
 @pytest.mark.parametrize(
@@ -96,13 +96,13 @@ def test_long_lines_wrap_instead_of_running_off_the_image():
 )
 def test_invalid_images_raise_value_errors_naming_the_values(bad, words):
     with pytest.raises(ValueError) as caught:
-        burn_in_label(bad, ["x"])
+        with_label_band(bad, ["x"])
     assert words in str(caught.value)
 
 
 def test_empty_label_and_empty_provenance_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="non-empty line"):
-        burn_in_label(chest_like(), ["", "  "])
+        with_label_band(chest_like(), ["", "  "])
     with pytest.raises(ValueError, match="engine must be a non-empty string, got ''"):
         save_synthetic_png(chest_like(), tmp_path / "x.png", engine="", checkpoint=CHECKPOINT)
     with pytest.raises(ValueError, match="bits must be 8 or 16, got 12"):
@@ -118,12 +118,11 @@ def test_png_round_trip_is_8bit_gray_with_label_and_text_chunks(tmp_path):
                               extra_lines=["seed 7"])
     assert path == tmp_path / "followup.png"
     with Image.open(path) as written:
-        assert (written.format, written.mode, written.size) == ("PNG", "L", (256, 256))
+        assert (written.format, written.mode, written.size[0]) == ("PNG", "L", 256) and written.size[1] > 256
         pixels = np.asarray(written, dtype=np.float32) / 255.0
         chunks = dict(written.text)
-    rows = band_rows(pixels, np.round(image * 255) / 255)
-    assert rows > 10
-    np.testing.assert_allclose(pixels[rows:], image[rows:], atol=0.5 / 255 + 1e-6)
+    assert band_rows(pixels, image) > 10
+    np.testing.assert_allclose(pixels[:256], image, atol=0.5 / 255 + 1e-6)
     assert chunks["Software"].startswith("LeGend demo")
     assert chunks["Description"].startswith("SYNTHETIC image") and ENGINE in chunks["Description"]
     assert CHECKPOINT in chunks["Description"] and chunks["Comment"] == "seed 7"
@@ -132,7 +131,7 @@ def test_png_round_trip_is_8bit_gray_with_label_and_text_chunks(tmp_path):
 def test_png_export_reloads_through_load_image(tmp_path):
     path = save_synthetic_png(chest_like(), tmp_path / "f.png", engine=ENGINE, checkpoint=CHECKPOINT)
     loaded = load_image(path)
-    assert loaded.size == (256, 256) and loaded.bit_depth == 8
+    assert loaded.size[0] == 256 and loaded.size[1] > 256 and loaded.bit_depth == 8
 
 
 # ---------------------------------------------------------------- DICOM
@@ -154,9 +153,8 @@ def test_dicom_secondary_capture_tags_and_pixels(tmp_path, bits):
         assert "SYNTHETIC" in ds[keyword].value and ENGINE in ds[keyword].value
     assert str(ds.PatientName) == "SYNTHETIC^LEGEND" and ds.PatientID == "SYNTHETIC"
     pixels = ds.pixel_array.astype(np.float64) / (2**bits - 1)
-    rows = band_rows(pixels, np.round(image * (2**bits - 1)) / (2**bits - 1))
-    assert rows > 10
-    np.testing.assert_allclose(pixels[rows:], image[rows:], atol=0.5 / (2**bits - 1) + 1e-6)
+    assert band_rows(pixels, image) > 10 and ds.Rows == pixels.shape[0] and ds.Columns == 256
+    np.testing.assert_allclose(pixels[:256], image, atol=0.5 / (2**bits - 1) + 1e-6)
 
 
 def test_two_dicom_exports_get_fresh_distinct_uids(tmp_path):
@@ -182,5 +180,5 @@ def test_no_source_identifier_reaches_either_export(tmp_path):
 def test_dicom_export_reloads_through_load_image(tmp_path):
     path = save_synthetic_dicom(chest_like(), tmp_path / "f.dcm", engine=ENGINE, checkpoint=CHECKPOINT, bits=16)
     loaded = load_image(path)
-    assert loaded.source_format == "dicom" and loaded.size == (256, 256)
+    assert loaded.source_format == "dicom" and loaded.size[0] == 256 and loaded.size[1] > 256
     assert loaded.dicom_info["Modality"] == "OT"

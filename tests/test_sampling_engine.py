@@ -42,12 +42,9 @@ def test_sigmas_must_be_monotone():
 def test_inversion_then_regeneration_reconstructs_the_latent(tiny_engine):
     """Stated tolerance: relative L2 error < 2 % at 50 steps on the tiny random model (first-order inversion)."""
     editor = tiny_engine.editor
-    x0 = editor.codec.encode(chest(64, 64), "cpu", torch.float32)  # (1, N, C)
+    x0 = editor.codec.encode(torch.from_numpy(chest(64, 64))[None], "cpu", torch.float32)  # (1, N, C)
     embeds, pooled = editor.encode_text(["a frontal chest radiograph"])
-    img_ids = torch.zeros(x0.shape[1], 3)
-    img_ids[:, 1] = torch.arange(x0.shape[1]) // 16
-    img_ids[:, 2] = torch.arange(x0.shape[1]) % 16
-    velocity = editor._velocity(embeds, pooled, img_ids, torch.zeros(embeds.shape[1], 3))
+    velocity = lambda x, sigma: editor.velocity(x, torch.tensor([sigma]), embeds, pooled)  # noqa: E731
     errors = {}
     for steps in (10, 50):
         sigmas = flux_sigmas(steps, x0.shape[1], editor.scheduler_config)

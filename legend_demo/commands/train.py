@@ -2,7 +2,10 @@
 
 stage1: flow matching on single radiographs (embedded: full weights; --model flux: LoRA r=16, α=32);
 vitality: v(l) per block and the vital set (§5.2.1), written to OUT/vitality.json (embedded: plus a model folder
-with config.json's vital_layers set); stage2: only the GBCA strength MLP s(τ) with vital-layer injection.
+with config.json's vital_layers set); pairs: the embedded model made reference-conditioned (the prior as extra input
+channels, a convolutional refinement head) and trained on pairs in the dual path with vital-layer injection and the
+Gaussian bias (all weights; resumable from OUT/resume.pt); stage2: only the GBCA strength MLP s(τ) with vital-layer
+injection.
 """
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-STAGES = ("stage1", "stage2", "vitality")
+STAGES = ("stage1", "vitality", "pairs", "stage2")
 DEFAULTS = {  # (stage, model) → steps, batch, lr; see legend_demo/training/stage2.py for the stage-2 lr
     ("stage1", "embedded"): (2000, 16, 3e-4),
     ("stage1", "flux"): (2000, 16, 1e-4),
+    ("pairs", "embedded"): (20000, 8, 3e-4),
     ("stage2", "embedded"): (200, 8, 1e-2),
     ("stage2", "flux"): (200, 32, 1e-5),  # thesis: AdamW lr 1e-5, wd 0.01, global batch 32
 }
@@ -42,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--ema", type=float, default=0.999, help="stage1 embedded EMA decay, 0 = off (default 0.999)")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many minutes (checkpoint kept)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (100; stage2 50)")
-    p.add_argument("--lesion-weight", type=float, default=3.0, help="stage2 loss weight 1 + λ·mask (default 3)")
+    p.add_argument("--lesion-weight", type=float, default=None, help="loss weight 1 + λ·mask (stage2 3, pairs 4)")
+    p.add_argument("--refine-channels", type=int, default=24, help="pairs: width of the refinement head (default 24)")
     p.add_argument("--vital-layers", default=None, help="stage2: comma list, e.g. 0,1,4 (default: from --init)")
     p.add_argument("--tau", type=float, default=None, help="vitality threshold τ_vit (default 0.1 without --top-k)")
     p.add_argument("--top-k", type=int, default=None, help="vitality: keep the k most vital layers")
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "command.json").write_text(json.dumps({"argv": ["python", "-m", "legend_demo", *sys.argv[1:]]}) + "\n")
-    summary = {"stage1": _stage1, "stage2": _stage2, "vitality": _vitality}[args.stage](args)
+    summary = {"stage1": _stage1, "stage2": _stage2, "vitality": _vitality, "pairs": _pairs}[args.stage](args)
     print(json.dumps({"stage": args.stage, "out": args.out, **summary}))
     return 0
 
@@ -84,7 +89,9 @@ def _check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--flux {args.flux} is only used with --model flux")
     if args.config and (args.stage != "stage1" or args.model != "embedded" or args.init):
         raise ValueError(f"--config {args.config} only applies to a new embedded model (stage1 without --init)")
-    if args.stage in ("stage2", "vitality") and args.model == "embedded" and not args.init:
+    if args.stage == "pairs" and args.model != "embedded":
+        raise ValueError("pairs trains the embedded model only (FLUX keeps its stage-1 LoRA + stage-2 GBCA recipe)")
+    if args.stage in ("stage2", "vitality", "pairs") and args.model == "embedded" and not args.init:
         raise ValueError(f"{args.stage} needs --init: the embedded model folder written by the previous stage")
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f"--data folder not found: {args.data}")
@@ -152,11 +159,30 @@ def _stage2(args: argparse.Namespace) -> dict:
     steps, batch, lr = DEFAULTS[("stage2", args.model)]
     options = Stage2Options(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, seed=args.seed,
                             time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 50,
-                            lesion_weight=args.lesion_weight)
+                            lesion_weight=3.0 if args.lesion_weight is None else args.lesion_weight)
     backbone = _backbone(args)
     vital = _vital_layers(args, backbone)
     train, val = _data(args, backbone.side)
     return train_stage2(backbone, train, args.out, vital, options, backbone.editor.strength_mlp, val)
+
+
+def _pairs(args: argparse.Namespace) -> dict:
+    from ..embedded.model import build_editor
+    from ..training.backbone import Backbone
+    from ..training.paired import PairedOptions, reference_conditioned, train_paired
+
+    steps, batch, lr = DEFAULTS[("pairs", "embedded")]
+    options = PairedOptions(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, warmup=args.warmup,
+                            seed=args.seed, time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 250,
+                            ema_decay=args.ema, lesion_weight=4.0 if args.lesion_weight is None else args.lesion_weight)
+    backbone = _backbone(args)
+    vital = _vital_layers(args, backbone)
+    if not backbone.config.reference_channels:
+        model, config = reference_conditioned(backbone.config, backbone.transformer, args.refine_channels, args.seed)
+        editor = build_editor(model, backbone.editor.encode_text, config)
+        backbone = Backbone(editor=editor, kind="embedded", config=config)
+    train, val = _data(args, backbone.side)
+    return train_paired(backbone, train, args.out, vital, options, val)
 
 
 def _vital_layers(args: argparse.Namespace, backbone) -> tuple[int, ...]:

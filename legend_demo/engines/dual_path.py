@@ -1,8 +1,15 @@
-"""Dual-path LeGend-Diffusion editing on any FLUX-family transformer (thesis §5.2.3, eqs. 5.8–5.10).
+"""Dual-path LeGend-Diffusion editing on any FLUX-family transformer (thesis §5.2.3, eqs. 5.5–5.10).
 
-1. encode the prior radiograph to a packed latent; 2. invert it with the source prompt (inverse Euler);
-3. denoise [source; edit] rows in one batch from the shared inverted noise, with GBCA processors installed
-   (vital-layer K/V injection, Gaussian key bias, capture); 4. decode both rows; 5. measure the captured maps.
+One generation, top to bottom (`DualPathEngine._generate` → `DualPathEditor.run`):
+1. frame the prior to the square model view and encode it (engines/codecs.py);
+2. the shared start: invert the prior with the source prompt (inverse Euler, eq. 5.8 — FLUX), or seeded noise for
+   reference-conditioned models (the embedded model sees the prior as extra input channels, so it needs no inversion);
+3. denoise [source; edit] rows in one batch from that start with GBCA processors installed (processors.py):
+   at vital layers the edit row takes the source row's image K/V and its keys get the Gaussian bias s(τ)·r
+   (eqs. 5.5–5.7, 5.10); optional keep-region blending (the edit row outside the edit region W is replaced by
+   the source row after every step) and optional guidance of the edit row away from the source row;
+4. decode both rows and measure the captured maps (CBI / EAR / Attn-IoU, metrics.py).
+Engine.generate (base.py) then composites edit − source onto the film (composite.py).
 The source row is at exactly the edit row's noise level at every step because both are one batch.
 """
 from __future__ import annotations
@@ -10,64 +17,49 @@ from __future__ import annotations
 import hashlib
 import platform
 import threading
-from collections import OrderedDict
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 
 from .. import __version__
+from ..edit_region import token_weights
 from ..errors import GenerationError
 from ..geometry import SquareFrame
 from ..metrics import attn_iou, cbi, ear
-from ..points import LesionPoint, check_inside
+from ..points import LesionPoint
 from ..prior import gaussian_prior
 from ..processors import GBCAState, attention_layers, check_layers, gbca_installed
 from ..sampling import denoise, flux_sigmas, invert
-from ..strength import StrengthMLP
-from .base import GenerationCancelled, GenerationRequest, GenerationResult, LayerAttention, ProgressFn
+from ..strength import S_MAX, StrengthMLP
+from .base import Engine, GenerationCancelled, GenerationRequest, GenerationResult, LayerAttention, ProgressFn
+from .codecs import Codec, image_ids
 
 TextEncoder = Callable[[list[str]], tuple[torch.Tensor, torch.Tensor]]  # prompts → (embeds (B, T, J), pooled (B, P))
+Start = Literal["inversion", "noise"]
+FLUX_DEV_VITAL_LAYERS = (0, 1, 2, 17, 18, 25, 28, 53, 54, 56)  # thesis §5.3.1 (57 layers: 19 double + 38 single)
 
 
-class FluxLatentCodec:
-    """Grayscale [0, 1] image (side, side) ⇄ packed FLUX latent (B, N_img, 4·C) through an AutoencoderKL."""
+@dataclass
+class DualPathOutput:
+    """What one dual-path run produced, at the (side, side) model view."""
 
-    def __init__(self, vae, vae_scale_factor: int):
-        self.vae = vae
-        self.scale = vae_scale_factor
-        self.shift = vae.config.shift_factor or 0.0
-        self.scaling = vae.config.scaling_factor
-
-    def token_grid(self, side: int) -> tuple[int, int]:
-        cell = self.scale * 2  # VAE downsampling × 2×2 packing
-        if side % cell:
-            raise ValueError(f"model side {side} must be a multiple of {cell}")
-        return side // cell, side // cell
-
-    @torch.no_grad()
-    def encode(self, image01: np.ndarray, device, dtype) -> torch.Tensor:
-        from diffusers import FluxPipeline
-
-        x = torch.from_numpy(np.ascontiguousarray(image01)).to(device=device, dtype=self.vae.dtype)
-        x = (x * 2 - 1)[None, None].repeat(1, 3, 1, 1)  # (1, 3, side, side) in [-1, 1]
-        latent = self.vae.encode(x).latent_dist.mode()  # (1, C, side/s, side/s)
-        latent = (latent - self.shift) * self.scaling
-        _, c, h, w = latent.shape
-        return FluxPipeline._pack_latents(latent, 1, c, h, w).to(dtype)  # (1, N_img, 4C)
-
-    @torch.no_grad()
-    def decode(self, packed: torch.Tensor, side: int) -> np.ndarray:
-        from diffusers import FluxPipeline
-
-        latent = FluxPipeline._unpack_latents(packed, side, side, self.scale)  # (B, C, side/s, side/s)
-        latent = latent.to(self.vae.dtype) / self.scaling + self.shift
-        image = self.vae.decode(latent).sample  # (B, 3, side, side) in ≈[-1, 1]
-        image01 = ((image.float().mean(dim=1) + 1) / 2).clamp(0, 1)  # (B, side, side) display range
-        return image01.cpu().numpy().astype(np.float32)
+    source_view: np.ndarray  # (side, side) decoded source row
+    edit_view: np.ndarray  # (side, side) decoded edit row
+    prior_view: np.ndarray  # (side, side) the prior as the model saw it
+    prior_map: np.ndarray  # (h, w) Gaussian prior R (eq. 5.5)
+    frame: SquareFrame
+    layers: list[LayerAttention]
+    timings_s: dict[str, float]
+    sigmas: list[float]
+    strength_per_step: list[float]
+    vital_layers: list[int]
+    capture_layers: list[int]
+    keep_weights: np.ndarray | None = None  # (h, w) token-grid W when keep-region blending ran
 
 
 @dataclass
@@ -75,16 +67,17 @@ class DualPathEditor:
     """The method, independent of how the components were loaded (FLUX.1-dev, the embedded model, tiny tests)."""
 
     transformer: Any
-    codec: FluxLatentCodec
+    codec: Codec
     encode_text: TextEncoder
     scheduler_config: dict
     strength_mlp: StrengthMLP | None = None
-    guidance_scale: float | None = 3.5  # None for transformers without guidance embedding
+    guidance_scale: float | None = 3.5  # FLUX's guidance embedding; None for transformers without one
     model_side: int = 256
+    reference_conditioned: bool = False  # the transformer's input is [noisy tokens; prior tokens] along channels
+    start: Start = "inversion"
+    edit_guidance: float = 1.0  # w in v_edit ← v_src + w·(v_edit − v_src); 1 = off
     inversion_cache_size: int = 8  # K seeds and the GBCA-off comparison reuse one inversion
-
-    def __post_init__(self) -> None:
-        self._inversions: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+    _inversions: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
 
     @property
     def num_layers(self) -> int:
@@ -98,6 +91,29 @@ class DualPathEditor:
     def dtype(self) -> torch.dtype:
         return next(p for p in self.transformer.parameters() if p.is_floating_point()).dtype
 
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, pooled: torch.Tensor,
+                 reference: torch.Tensor | None = None) -> torch.Tensor:
+        """v_θ(x_t, t, text[, prior]): x (B, N, C), t (B,) flow times, reference (1 or B, N, C) → (B, N, C)."""
+        rows = x.shape[0]
+        if self.reference_conditioned:
+            if reference is None:
+                raise ValueError("this model is reference-conditioned: pass the prior's tokens")
+            x = torch.cat([x, reference.expand(rows, -1, -1)], dim=-1)  # (B, N, 2C)
+        guidance = None
+        if self.guidance_scale is not None:  # guidance-distilled FLUX.1-dev needs its guidance embedding
+            guidance = torch.full((rows,), self.guidance_scale, device=x.device, dtype=x.dtype)
+        grid = self.codec.token_grid(self.model_side)
+        return self.transformer(
+            hidden_states=x,
+            encoder_hidden_states=embeds,
+            pooled_projections=pooled,
+            timestep=t.to(device=x.device, dtype=x.dtype).expand(rows),
+            img_ids=image_ids(grid, x.device, x.dtype),
+            txt_ids=torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype),
+            guidance=guidance,
+            return_dict=False,
+        )[0]
+
     def run(
         self,
         request: GenerationRequest,
@@ -105,45 +121,32 @@ class DualPathEditor:
         steps: int,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
-    ) -> dict[str, Any]:
-        """Invert then dual-path denoise; returns arrays, captured maps and timings (the engine adds provenance)."""
+    ) -> DualPathOutput:
+        """Start, then dual-path denoise; `request` is already validated by Engine.generate."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        image01, frame = _framed(request, self.model_side)
-        check_inside(request.points, frame.original_size)
+        image01, frame = request.image.framed(self.model_side, request.frame_mode)
         points_model = frame.points_to_model(request.points)
         grid = self.codec.token_grid(self.model_side)
         prior_map = gaussian_prior(points_model, (self.model_side, self.model_side), grid, request.sigma_ratio)
         vital = check_layers("vital layers", vital_layers, self.num_layers)
-        capture = check_layers(
-            "capture layers", vital if request.capture_layers is None else request.capture_layers, self.num_layers
-        )
+        capture = vital if request.capture_layers is None else request.capture_layers
+        capture = check_layers("capture layers", capture, self.num_layers)
         device, dtype = self.device, self.dtype
         timings["prepare"] = time.perf_counter() - started
 
         t0 = time.perf_counter()
-        x0 = self.codec.encode(image01, device, dtype)  # (1, N_img, C)
+        x0 = self.codec.encode(torch.from_numpy(image01)[None], device, dtype)  # (1, N_img, C)
         embeds, pooled = self.encode_text([request.source_text, request.progression_text])  # (2, T, J), (2, P)
         embeds, pooled = embeds.to(device, dtype), pooled.to(device, dtype)
+        reference = x0 if self.reference_conditioned else None
         timings["encode"] = time.perf_counter() - t0
 
         sigmas = flux_sigmas(steps, x0.shape[1], self.scheduler_config)
-        img_ids = _image_ids(grid, device, dtype)
-        txt_ids = torch.zeros(embeds.shape[1], 3, device=device, dtype=dtype)
         check = _step_hook(progress, cancel)
-
         t0 = time.perf_counter()
-        key = (hashlib.sha1(image01.tobytes()).hexdigest(), request.source_text, tuple(sigmas))
-        noise = self._inversions.get(key)
-        if noise is None:
-            with torch.no_grad():
-                source_velocity = self._velocity(embeds[:1], pooled[:1], img_ids, txt_ids)
-                noise = invert(source_velocity, x0, sigmas, callback=check("invert"))  # (1, N_img, C), eq. 5.8
-            self._remember(key, noise)
-        elif progress is not None:
-            progress("invert", steps, steps)  # reused from an earlier request with the same image and prompt
-        noise = _mix_seed_noise(noise, request.noise_mix, request.seed)
-        timings["invert"] = time.perf_counter() - t0
+        start = self._start(request, x0, embeds[:1], pooled[:1], reference, sigmas, check, progress)  # (1, N_img, C)
+        timings["invert" if self.start == "inversion" else "start"] = time.perf_counter() - t0
 
         state = GBCAState(
             prior=torch.from_numpy(prior_map.reshape(-1)) if request.points else None,  # (N_img,)
@@ -153,87 +156,182 @@ class DualPathEditor:
             capture_layers=capture,
             dual=True,
         )
+        keep = None
+        if request.edit_region.keep_blend:
+            keep = token_weights(points_model, self.model_side, grid, request.sigma_ratio, request.edit_region.scale)
         strengths: list[float] = []
         t0 = time.perf_counter()
         with torch.no_grad(), gbca_installed(self.transformer, state):
-            dual_velocity = self._velocity(embeds, pooled, img_ids, txt_ids, state, strengths)
-            both = denoise(dual_velocity, noise.repeat(2, 1, 1), sigmas, callback=check("denoise"))  # (2, N, C)
+            dual_velocity = self._dual_velocity(embeds, pooled, reference, state, strengths)
+            both = denoise(dual_velocity, start.repeat(2, 1, 1), sigmas, callback=check("denoise"),
+                           project=None if keep is None else _keep_region(keep, device, dtype))  # (2, N, C)
         timings["denoise"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         decoded = self.codec.decode(both, self.model_side)  # (2, side, side)
         timings["decode"] = time.perf_counter() - t0
         layers = _layer_attention(state, grid, points_model, self.model_side, request)
-        timings["total"] = time.perf_counter() - started
-        return {
-            "followup": decoded[1],
-            "source_reconstruction": decoded[0],
-            "prior_image": image01,
-            "prior_map": prior_map,
-            "frame": frame,
-            "layers": layers,
-            "timings_s": {k: round(v, 4) for k, v in timings.items()},
-            "sigmas": sigmas,
-            "strength_per_step": strengths,
-            "vital_layers": sorted(vital),
-            "capture_layers": sorted(capture),
-        }
+        return DualPathOutput(
+            source_view=decoded[0], edit_view=decoded[1], prior_view=image01, prior_map=prior_map, frame=frame,
+            layers=layers, timings_s={k: round(v, 4) for k, v in timings.items()}, sigmas=sigmas,
+            strength_per_step=strengths, vital_layers=sorted(vital), capture_layers=sorted(capture), keep_weights=keep,
+        )
 
-    def _remember(self, key: tuple, noise: torch.Tensor) -> None:
-        self._inversions[key] = noise
-        while len(self._inversions) > self.inversion_cache_size:
-            self._inversions.popitem(last=False)
+    def _start(self, request, x0, embeds, pooled, reference, sigmas, check, progress) -> torch.Tensor:
+        """The shared start of both rows: the (cached) inversion of the prior, or seeded noise."""
+        if self.start == "noise":
+            generator = torch.Generator(device="cpu").manual_seed(request.seed)
+            return torch.randn(x0.shape, generator=generator).to(x0)  # (1, N_img, C)
+        key = (hashlib.sha1(x0.float().cpu().numpy().tobytes()).hexdigest(), request.source_text, tuple(sigmas))
+        noise = self._inversions.get(key)
+        if noise is None:
+            with torch.no_grad():
+                source = lambda x, sigma: self.velocity(x, torch.tensor([sigma]), embeds, pooled, reference)
+                noise = invert(source, x0, sigmas, callback=check("invert"))  # (1, N_img, C), eq. 5.8
+            self._inversions[key] = noise
+            while len(self._inversions) > self.inversion_cache_size:
+                self._inversions.popitem(last=False)
+        elif progress is not None:  # reused from an earlier request with the same image and prompt
+            progress("invert", len(sigmas) - 1, len(sigmas) - 1)
+        return _mix_seed_noise(noise, request.noise_mix, request.seed)
 
     def _strength(self, bias_strength: float | None):
         """A fixed override (0 = GBCA off), else the trained s(τ) (init 0.01 when no weights are loaded)."""
         if bias_strength is not None:
             return float(bias_strength)
-        mlp = self.strength_mlp or StrengthMLP()
-        mlp = mlp.to(self.device)
+        mlp = (self.strength_mlp or StrengthMLP()).to(self.device)
         return lambda tau: mlp(tau.float())
 
-    def _velocity(self, embeds, pooled, img_ids, txt_ids, state: GBCAState | None = None, strengths=None):
-        rows = embeds.shape[0]
-        guidance = None
-        if self.guidance_scale is not None:
-            guidance = torch.full((rows,), self.guidance_scale, device=embeds.device, dtype=embeds.dtype)
+    def _dual_velocity(self, embeds, pooled, reference, state: GBCAState, strengths: list[float]):
+        """Velocity of the [source; edit] batch at σ, with the edit row guided away from the source row when w ≠ 1."""
 
         def velocity(x: torch.Tensor, sigma: float) -> torch.Tensor:
-            timestep = torch.full((rows,), sigma, device=x.device, dtype=x.dtype)
-            out = self.transformer(
-                hidden_states=x,
-                encoder_hidden_states=embeds,
-                pooled_projections=pooled,
-                timestep=timestep,
-                img_ids=img_ids,
-                txt_ids=txt_ids,
-                guidance=guidance,
-                return_dict=False,
-            )[0]
-            if state is not None and strengths is not None:
-                strengths.append(state.edit_strength())
-            return out
+            v = self.velocity(x, torch.tensor([sigma]), embeds, pooled, reference)  # (2, N, C)
+            strengths.append(state.edit_strength())
+            if self.edit_guidance != 1.0:
+                v = torch.stack([v[0], v[0] + self.edit_guidance * (v[1] - v[0])])
+            return v
 
         return velocity
 
 
-def _framed(request: GenerationRequest, side: int) -> tuple[np.ndarray, SquareFrame]:
-    image = request.image
-    if hasattr(image, "framed"):
-        return image.framed(side, request.frame_mode)
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim != 2 or min(array.shape) < 1:
-        raise ValueError(f"image must be a LoadedImage or an (H, W) array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
-        raise ValueError(f"image array must hold finite values in [0, 1], got [{array.min()}, {array.max()}]")
-    frame = SquareFrame.fit((array.shape[1], array.shape[0]), side, request.frame_mode)
-    return frame.apply(array), frame
+class DualPathEngine(Engine):
+    """An Engine around a DualPathEditor: vital-layer defaults, one job at a time, provenance."""
+
+    max_bias_strength = S_MAX
+
+    def __init__(
+        self,
+        editor: DualPathEditor,
+        *,
+        checkpoint: str,
+        vital_layers: tuple[int, ...] | None = None,
+        default_steps: int = 28,
+        fingerprints: dict[str, Any] | None = None,
+        load_options: dict[str, Any] | None = None,
+    ):
+        self.editor = editor
+        self._checkpoint = checkpoint
+        self.model_side = editor.model_side
+        self.default_steps = default_steps
+        self.fingerprints = fingerprints or {}
+        self.load_options = load_options or {}
+        self._vital = self._default_vital(vital_layers)
+        self._lock = threading.Lock()  # one generation at a time per loaded model
+
+    @property
+    def checkpoint(self) -> str:
+        return self._checkpoint
+
+    @property
+    def num_layers(self) -> int:
+        return self.editor.num_layers
+
+    @property
+    def default_vital_layers(self) -> tuple[int, ...]:
+        return self._vital
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        return self.editor.codec.token_grid(self.model_side)
+
+    def _generate(self, request: GenerationRequest, progress: ProgressFn | None,
+                  cancel: threading.Event | None) -> GenerationResult:
+        steps = request.steps or self.default_steps
+        vital = tuple(request.vital_layers) if request.vital_layers is not None else self._vital
+        with self._lock:
+            try:
+                out = self.editor.run(request, vital, steps, progress, cancel)
+            except torch.OutOfMemoryError as exc:
+                _release_cuda()
+                raise GenerationError(
+                    f"out of GPU memory ({exc.__class__.__name__}); memory released — try fewer capture layers"
+                ) from None
+        return GenerationResult(
+            followup=out.edit_view,
+            source_reconstruction=out.source_view,
+            prior_image=out.prior_view,
+            prior_map=out.prior_map,
+            frame=out.frame,
+            points=list(request.points),
+            layers=out.layers,
+            timings_s=dict(out.timings_s),
+            provenance=self._provenance(request, steps, out),
+            engine=self.name,
+            checkpoint=self.checkpoint,
+        )
+
+    def _default_vital(self, vital_layers: tuple[int, ...] | None) -> tuple[int, ...]:
+        if vital_layers is not None:
+            return tuple(sorted(vital_layers))
+        if self.num_layers == 57:
+            return FLUX_DEV_VITAL_LAYERS
+        return tuple(range(self.num_layers))  # small models: every layer until a vitality analysis says otherwise
+
+    def _provenance(self, request: GenerationRequest, steps: int, out: DualPathOutput) -> dict[str, Any]:
+        editor = self.editor
+        return {
+            "created_utc": utc_now(),
+            "synthetic": True,
+            "engine": self.name,
+            "checkpoint": self.checkpoint,
+            "checkpoint_fingerprints": self.fingerprints,
+            "load": self.load_options,
+            "packages": package_versions(),
+            "parameters": {
+                "progression_text": request.progression_text,
+                "source_text": request.source_text,
+                "points": [p.to_dict() for p in request.points],
+                "sigma_ratio": request.sigma_ratio,
+                "bias_strength": request.bias_strength,
+                "bias_strength_mode": _strength_mode(request.bias_strength, editor.strength_mlp),
+                "strength_per_step": out.strength_per_step,
+                "vital_layers": out.vital_layers,
+                "inject": request.inject,
+                "capture_layers": out.capture_layers,
+                "steps": steps,
+                "sigmas": out.sigmas,
+                "seed": request.seed,
+                "start": editor.start,
+                "noise_mix": request.noise_mix if editor.start == "inversion" else None,
+                "reference_conditioned": editor.reference_conditioned,
+                "edit_guidance": editor.edit_guidance,
+                "keep_region_blending": request.edit_region.keep_blend,
+                "guidance_scale": editor.guidance_scale,
+                "model_side": self.model_side,
+                "frame": out.frame.to_dict(),
+            },
+        }
 
 
-def _image_ids(grid: tuple[int, int], device, dtype) -> torch.Tensor:
-    from diffusers import FluxPipeline
+def _keep_region(weights: np.ndarray, device, dtype):
+    """After each step: x_edit ← m·x_edit + (1 − m)·x_source with m = W on the token grid (RadEdit's keep mask)."""
+    m = torch.from_numpy(weights.reshape(1, -1, 1)).to(device=device, dtype=dtype)  # (1, N_img, 1)
 
-    return FluxPipeline._prepare_latent_image_ids(1, grid[0], grid[1], device, dtype)  # (N_img, 3)
+    def project(x: torch.Tensor) -> torch.Tensor:  # (2, N, C) rows [source; edit]
+        return torch.cat([x[:1], m * x[1:] + (1 - m) * x[:1]])
+
+    return project
 
 
 def _mix_seed_noise(noise: torch.Tensor, mix: float, seed: int) -> torch.Tensor:
@@ -281,6 +379,19 @@ def _layer_attention(
             )
         )
     return layers
+
+
+def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
+    if bias_strength == 0:
+        return "off"
+    if bias_strength is not None:
+        return "fixed"
+    return "learned s(tau)" if mlp is not None else "untrained s(tau) (init 0.01)"
+
+
+def _release_cuda() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def package_versions() -> dict[str, str]:

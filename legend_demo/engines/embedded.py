@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..checkpoints import REPO_ROOT, fingerprint
 from ..errors import EngineUnavailableError
-from .flux import DualPathEngine
+from .dual_path import DualPathEngine
 
 ENV = "LEGEND_EMBEDDED_PATH"
 

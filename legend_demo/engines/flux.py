@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import threading
 from typing import Any
 
 import torch
 
 from ..checkpoints import checkpoint_path, fingerprint
-from ..errors import EngineUnavailableError, GenerationError
-from ..strength import S_MAX, StrengthMLP
-from .base import Engine, GenerationRequest, GenerationResult, ProgressFn
-from .dual_path import DualPathEditor, FluxLatentCodec, package_versions, utc_now
-
-FLUX_DEV_VITAL_LAYERS = (0, 1, 2, 17, 18, 25, 28, 53, 54, 56)  # thesis §5.3.1 (57 layers: 19 double + 38 single)
+from ..errors import EngineUnavailableError
+from ..strength import StrengthMLP
+from .codecs import FluxLatentCodec
+from .dual_path import DualPathEditor, DualPathEngine
 QUANTIZATIONS = ("nf4", "int8", None)
 FREE_VRAM_NEEDED_GB = {"nf4": 14.0, "int8": 22.0, None: 36.0}  # transformer + T5 + CLIP + VAE + activations at 256²
 
@@ -46,115 +43,6 @@ def check_free_vram(quantization: str | None) -> None:
             f"the GPU has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB; LeGend-Diffusion "
             f"({quantization or 'bf16'}) needs about {needed / 2**30:.0f} GiB — close other GPU jobs or use nf4"
         )
-
-
-class DualPathEngine(Engine):
-    """An Engine around a DualPathEditor: validation, vital-layer defaults, one job at a time, provenance."""
-
-    max_bias_strength = S_MAX
-
-    def __init__(
-        self,
-        editor: DualPathEditor,
-        *,
-        checkpoint: str,
-        vital_layers: tuple[int, ...] | None = None,
-        default_steps: int = 28,
-        fingerprints: dict[str, Any] | None = None,
-        load_options: dict[str, Any] | None = None,
-    ):
-        self.editor = editor
-        self._checkpoint = checkpoint
-        self.model_side = editor.model_side
-        self.default_steps = default_steps
-        self.fingerprints = fingerprints or {}
-        self.load_options = load_options or {}
-        self._vital = self._default_vital(vital_layers)
-        self._lock = threading.Lock()  # one generation at a time per loaded model
-
-    @property
-    def checkpoint(self) -> str:
-        return self._checkpoint
-
-    @property
-    def num_layers(self) -> int:
-        return self.editor.num_layers
-
-    @property
-    def default_vital_layers(self) -> tuple[int, ...]:
-        return self._vital
-
-    @property
-    def token_grid(self) -> tuple[int, int]:
-        return self.editor.codec.token_grid(self.model_side)
-
-    def generate(
-        self,
-        request: GenerationRequest,
-        progress: ProgressFn | None = None,
-        cancel: threading.Event | None = None,
-    ) -> GenerationResult:
-        request.validate(self.max_bias_strength)
-        steps = request.steps or self.default_steps
-        vital = tuple(request.vital_layers) if request.vital_layers is not None else self._vital
-        with self._lock:
-            try:
-                out = self.editor.run(request, vital, steps, progress, cancel)
-            except torch.OutOfMemoryError as exc:
-                _release_cuda()
-                raise GenerationError(
-                    f"out of GPU memory ({exc.__class__.__name__}); memory released — try fewer capture layers"
-                ) from None
-        return GenerationResult(
-            followup=out["followup"],
-            source_reconstruction=out["source_reconstruction"],
-            prior_image=out["prior_image"],
-            prior_map=out["prior_map"],
-            frame=out["frame"],
-            points=list(request.points),
-            layers=out["layers"],
-            timings_s=out["timings_s"],
-            provenance=self._provenance(request, steps, out),
-            engine=self.name,
-            checkpoint=self.checkpoint,
-        )
-
-    def _default_vital(self, vital_layers: tuple[int, ...] | None) -> tuple[int, ...]:
-        if vital_layers is not None:
-            return tuple(sorted(vital_layers))
-        if self.num_layers == 57:
-            return FLUX_DEV_VITAL_LAYERS
-        return tuple(range(self.num_layers))  # small models: every layer until a vitality analysis says otherwise
-
-    def _provenance(self, request: GenerationRequest, steps: int, out: dict) -> dict[str, Any]:
-        return {
-            "created_utc": utc_now(),
-            "synthetic": True,
-            "engine": self.name,
-            "checkpoint": self.checkpoint,
-            "checkpoint_fingerprints": self.fingerprints,
-            "load": self.load_options,
-            "packages": package_versions(),
-            "parameters": {
-                "progression_text": request.progression_text,
-                "source_text": request.source_text,
-                "points": [p.to_dict() for p in request.points],
-                "sigma_ratio": request.sigma_ratio,
-                "bias_strength": request.bias_strength,
-                "bias_strength_mode": _strength_mode(request.bias_strength, self.editor.strength_mlp),
-                "strength_per_step": out["strength_per_step"],
-                "vital_layers": out["vital_layers"],
-                "inject": request.inject,
-                "capture_layers": out["capture_layers"],
-                "steps": steps,
-                "sigmas": out["sigmas"],
-                "seed": request.seed,
-                "noise_mix": request.noise_mix,
-                "guidance_scale": self.editor.guidance_scale,
-                "model_side": self.model_side,
-                "frame": out["frame"].to_dict(),
-            },
-        }
 
 
 class LeGendDiffusionEngine(DualPathEngine):
@@ -245,14 +133,6 @@ class LeGendDiffusionEngine(DualPathEngine):
         return embeds, pooled  # (B, T, J), (B, P)
 
 
-def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
-    if bias_strength == 0:
-        return "off"
-    if bias_strength is not None:
-        return "fixed"
-    return "learned s(tau)" if mlp is not None else "untrained s(tau) (init 0.01)"
-
-
 def _place(pipe, device: str, quantized: bool) -> None:
     """Move unquantized components to the device; bitsandbytes modules already sit on the GPU they were loaded to."""
     if not quantized:
@@ -260,11 +140,6 @@ def _place(pipe, device: str, quantized: bool) -> None:
         return
     for name in ("vae", "text_encoder"):
         getattr(pipe, name).to(device)
-
-
-def _release_cuda() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def availability() -> tuple[bool, str]:

@@ -5,16 +5,13 @@ the same codec, text encoder, guidance embedding and transformer call.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..engines.dual_path import DualPathEditor
-
-KINDS = ("embedded", "flux")
-
 
 @dataclass
 class Backbone:
@@ -24,7 +21,6 @@ class Backbone:
     kind: str
     config: Any = None  # EmbeddedConfig for the embedded model
     pipe: Any = None  # the FluxPipeline for kind "flux"
-    _ids: dict = field(default_factory=dict, repr=False)
 
     @property
     def transformer(self):
@@ -44,10 +40,7 @@ class Backbone:
     @torch.no_grad()
     def encode_images(self, images01: torch.Tensor) -> torch.Tensor:
         """(B, side, side) in [0, 1] → packed model-space latents (B, N_img, C) on the model's device and dtype."""
-        codec, device, dtype = self.editor.codec, self.editor.device, self.editor.dtype
-        if hasattr(codec, "encode_batch"):
-            return codec.encode_batch(images01.float()).to(device=device, dtype=dtype)
-        return torch.cat([codec.encode(image.numpy(), device, dtype) for image in images01.float()])
+        return self.editor.codec.encode(images01.float(), self.editor.device, self.editor.dtype)
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,31 +49,10 @@ class Backbone:
         device, dtype = self.editor.device, self.editor.dtype
         return embeds.to(device=device, dtype=dtype), pooled.to(device=device, dtype=dtype)
 
-    def velocity(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, pooled: torch.Tensor) -> torch.Tensor:
-        """v_θ(x_t, t, text): x (B, N_img, C), t (B,) flow times in [0, 1] → (B, N_img, C)."""
-        rows = x.shape[0]
-        guidance = None
-        if self.editor.guidance_scale is not None:  # guidance-distilled FLUX.1-dev needs its guidance embedding
-            guidance = torch.full((rows,), self.editor.guidance_scale, device=x.device, dtype=x.dtype)
-        return self.transformer(
-            hidden_states=x,
-            encoder_hidden_states=embeds,
-            pooled_projections=pooled,
-            timestep=t.to(device=x.device, dtype=x.dtype),
-            img_ids=self._image_ids(x.device, x.dtype),
-            txt_ids=torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype),
-            guidance=guidance,
-            return_dict=False,
-        )[0]
-
-    def _image_ids(self, device, dtype) -> torch.Tensor:
-        from diffusers import FluxPipeline
-
-        key = (str(device), dtype)
-        if key not in self._ids:
-            h, w = self.token_grid()
-            self._ids[key] = FluxPipeline._prepare_latent_image_ids(1, h, w, device, dtype)  # (N_img, 3)
-        return self._ids[key]
+    def velocity(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, pooled: torch.Tensor,
+                 reference: torch.Tensor | None = None) -> torch.Tensor:
+        """v_θ(x_t, t, text[, prior tokens]) through the editor's own call: x (B, N_img, C), t (B,) → (B, N_img, C)."""
+        return self.editor.velocity(x, t, embeds, pooled, reference)
 
 
 def embedded_backbone(init: str | Path | None = None, config=None, seed: int = 0, text_encoder=None) -> Backbone:
