@@ -24,7 +24,7 @@ def test_one_case_prints_points_size_grounder_and_warnings(chest_png, capsys):
     code = main(["ground", "--image", str(path), "--text", "New right lower lobe consolidation. No effusion."])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert set(out) == {"points", "image_size", "grounder", "warnings"}
+    assert set(out) == {"points", "image_size", "grounder", "warnings", "lung_fields", "orientation"}
     assert out["image_size"] == [360, 420] and out["grounder"] == "rules"
     (point,) = out["points"]
     assert right.contains(point["x"], point["y"])
@@ -49,18 +49,23 @@ def test_batch_prints_one_json_object_per_line_and_reports_bad_lines(chest_png, 
     assert lines[3]["line"] == 4 and "error" in lines[3]
 
 
-def test_vlm_without_weights_still_answers_with_the_rules_and_a_warning(chest_png, capsys, monkeypatch, tmp_path):
+def test_vlm_without_weights_fails_at_once_with_one_clear_line(chest_png, capsys, monkeypatch, tmp_path):
+    # issue 11: "vlm" without weights used to be accepted and retried the hub for 47 s while holding the queue
+    import time
+
     from legend_demo.grounding.vlm import forget_models
 
     forget_models()
     monkeypatch.setenv("LEGEND_QWEN_PATH", str(tmp_path / "no-weights-here"))
-    path, right, _ = chest_png
+    path, _, _ = chest_png
+    started = time.perf_counter()
     code = main(["ground", "--image", str(path), "--text", "New RLL opacity.", "--grounder", "vlm"])
-    out = json.loads(capsys.readouterr().out)
-    forget_models()
-    assert code == 0 and out["grounder"] == "rules"
-    assert out["warnings"][0].startswith("VLM grounder failed")
-    assert right.contains(out["points"][0]["x"], out["points"][0]["y"])
+    elapsed = time.perf_counter() - started
+    err = capsys.readouterr().err
+    assert code == 2 and elapsed < 1.0
+    assert err.startswith("error:") and err.count("\n") == 1
+    assert "VLM grounder is not available" in err and "rules" in err
+    assert str(tmp_path) not in err  # no server path in the message
 
 
 @pytest.mark.parametrize("argv", [

@@ -196,7 +196,8 @@ def test_out_of_memory_falls_back_with_a_clear_reason():
     assert result.grounder == "rules" and "out of GPU memory" in result.warnings[0]
 
 
-def test_bad_environment_settings_fall_back_naming_the_variable(monkeypatch):
+def test_bad_environment_settings_fall_back_naming_the_variable(monkeypatch, tiny_qwen):
+    monkeypatch.setenv("LEGEND_QWEN_PATH", str(tiny_qwen))  # weights present, so only the setting is wrong
     monkeypatch.setenv("LEGEND_QWEN_TIMEOUT_S", "soon")
     result = ground(synthetic_chest(200, 240)[0], TEXT, "vlm")
     assert result.grounder == "rules" and "LEGEND_QWEN_TIMEOUT_S" in result.warnings[0]

@@ -2,23 +2,31 @@
 
 `predict_points(image, text, grounder="rules" | "vlm")` returns LesionPoints in the pixels of the image given.
 "rules" is the deterministic embedded default; "vlm" asks Qwen2.5-VL-7B-Instruct and falls back to the rules,
-with a warning, whenever it cannot give a valid answer.
+with a warning, whenever it cannot give a valid answer (but fails at once when no weights are configured).
+
+Order of work in `ground`: the text limit, the grounder name and the VLM's weights are checked before the image
+is touched; a lateral view is refused (LateralViewError); the film is put into standard display by its
+PatientOrientation, grounded there, and the points are mapped back to the film's stored pixels.
 """
 from __future__ import annotations
 
 import warnings as _warnings
+from dataclasses import replace
 from typing import Any
 
 from ..points import LesionPoint
 from .image_input import GroundingImage, as_grounding_image
+from .limits import MAX_TEXT_CHARS, check_text
 from .lung_fields import LungFields, estimate_lung_fields
+from .orientation import NOT_A_CHEST, LateralViewError, check_frontal_chest, patient_sides, read_orientation
 from .postprocess import finish, rescale
 from .result import GroundingResult
 from .rules import rule_points
 
 GROUNDERS = ("rules", "vlm")
 
-__all__ = ["GROUNDERS", "GroundingResult", "GroundingWarning", "ground", "ground_with_rules", "predict_points"]
+__all__ = ["GROUNDERS", "MAX_TEXT_CHARS", "GroundingResult", "GroundingWarning", "LateralViewError",
+           "check_frontal_chest", "check_text", "ground", "ground_with_rules", "patient_sides", "predict_points"]
 
 
 class GroundingWarning(UserWarning):
@@ -37,29 +45,53 @@ def predict_points(image: Any, text: str, grounder: str = "rules") -> list[Lesio
 
 
 def ground(image: Any, text: str, grounder: str = "rules") -> GroundingResult:
-    """Points, image size, the grounder that produced them, and warnings."""
+    """Points, image size, the grounder that produced them, warnings, lung-field source and orientation."""
+    check_text(text)
     if grounder not in GROUNDERS:
         raise ValueError(f"grounder must be one of {GROUNDERS}, got {grounder!r}")
-    if not isinstance(text, str):
-        raise ValueError(f"the progression text must be a string, got {type(text).__name__}")
+    if grounder == "vlm":
+        from .vlm import require_vlm_weights
+
+        require_vlm_weights()
     picture = as_grounding_image(image)
+    view_warnings = check_frontal_chest(picture.info)
+    orientation, _ = read_orientation(picture.info)
+    standard = picture.standard(orientation)
     if grounder == "vlm":
         from .vlm import ground_with_vlm
 
-        return ground_with_vlm(picture, text)
-    return ground_with_rules(picture, text)
+        result = ground_with_vlm(standard, text)
+    else:
+        result = ground_with_rules(standard, text)
+    stored = picture.original_size
+    points = [replace(p, x=x, y=y) for p in result.points for x, y in [orientation.to_stored(p.x, p.y, stored)]]
+    fields = dict(result.lung_fields)
+    if "landmarks" in fields:
+        fields["landmarks"] = {k: [round(c, 1) for c in orientation.to_stored(*v, stored)]
+                               for k, v in fields["landmarks"].items()}
+    return GroundingResult(points, stored, result.grounder, view_warnings + result.warnings, fields,
+                           orientation.source)
 
 
 def ground_with_rules(picture: GroundingImage, text: str, fields: LungFields | None = None) -> GroundingResult:
-    """The rules grounder on an already coerced image (the VLM's fallback calls this too)."""
+    """The rules grounder on an already coerced image in standard display (the VLM's fallback calls this too)."""
     fields = fields or estimate_lung_fields(picture.array)
     warnings = []
     if fields.source == "coarse":
-        warnings.append(f"lung fields not found ({fields.reason}); using the coarse centres "
+        warnings.append(f"{NOT_A_CHEST} (no lung fields found: {fields.reason}); using the coarse centres "
                         "0.30W/0.70W × 0.20H/0.50H/0.80H")
     candidates, text_warnings = rule_points(text, fields)
     points = finish(rescale(candidates, picture.array_size, picture.original_size), picture.original_size)
     warnings += text_warnings
     if text.strip() and not points:
         warnings.append("no localisable change in the description: no points")
-    return GroundingResult(points, picture.original_size, "rules", warnings)
+    return GroundingResult(points, picture.original_size, "rules", warnings, _fields_summary(fields, picture))
+
+
+def _fields_summary(fields: LungFields, picture: GroundingImage) -> dict[str, Any]:
+    """Where the lung fields came from, with the landmarks in the picture's original pixels."""
+    sx = picture.original_size[0] / picture.array_size[0]
+    sy = picture.original_size[1] / picture.array_size[1]
+    landmarks = {k: (round((x + 0.5) * sx - 0.5, 1), round((y + 0.5) * sy - 0.5, 1))
+                 for k, (x, y) in fields.landmarks.items()}
+    return {"source": fields.source, "method": fields.method, "landmarks": landmarks}

@@ -1,8 +1,9 @@
 """Where each kind of finding goes inside the lung fields (thesis §4.6 localisation rules).
 
-Lung findings: centre of the named third of that lung (upper / middle / lower; apex and base are the top and
-bottom sixths; perihilar and retrocardiac the medial half). Effusion: the costophrenic angle. Pneumothorax:
-the apicolateral pleura. Heart / mediastinum / device tips: landmarks placed relative to both lungs.
+Lung findings: centre of the named third of that lung (upper / middle / lower; apex the top sixth, base the
+bottom quarter; perihilar, supra-/infrahilar, retrocardiac and cardiophrenic the medial half; axillary the lateral
+half). Effusion: just inside the fitted costophrenic angle. Pneumothorax: the apicolateral pleura. The
+hemidiaphragm: the fitted dome. Heart / mediastinum / device tips: landmarks placed relative to both lungs.
 """
 from __future__ import annotations
 
@@ -16,11 +17,24 @@ ZONE_BANDS: dict[str, tuple[float, float, str]] = {
     "middle": (1 / 3, 2 / 3, "all"),
     "lower": (2 / 3, 1.0, "all"),
     "apex": (0.0, 1 / 6, "all"),
-    "base": (5 / 6, 1.0, "all"),
+    "base": (0.75, 1.0, "all"),
     "perihilar": (1 / 3, 2 / 3, "medial"),
+    "suprahilar": (0.15, 0.40, "medial"),
+    "infrahilar": (0.50, 0.75, "medial"),
     "retrocardiac": (2 / 3, 1.0, "medial"),
+    "cardiophrenic": (0.80, 1.0, "medial"),
     "costophrenic": (0.82, 1.0, "lateral"),
+    "dome": (0.80, 1.0, "all"),
     "apicolateral": (0.0, 0.2, "lateral"),
+    "axillary": (0.15, 0.45, "lateral"),
+    "lateral": (0.30, 0.70, "lateral"),
+}
+# Zones placed at a fitted landmark when the fields have landmarks: (landmark, step towards the lung's centre as
+# fractions of the lung box (medial, up)). The costophrenic point sits just inside the angle; the dome point is
+# the top of the hemidiaphragm itself.
+LANDMARK_ZONES: dict[str, tuple[str, tuple[float, float]]] = {
+    "costophrenic": ("costophrenic", (0.12, 0.06)),
+    "dome": ("dome", (0.0, 0.0)),
 }
 
 # Landmark → (x as a fraction from the image-left lung's lateral edge to the image-right lung's lateral edge,
@@ -41,6 +55,8 @@ def zone_point(fields: LungFields, patient_side: str, zone: str) -> tuple[float,
     if zone not in ZONE_BANDS:
         raise ValueError(f"unknown lung zone {zone!r}; known: {sorted(ZONE_BANDS)}")
     box, label = fields.lung_for_side(patient_side)
+    if zone in LANDMARK_ZONES and f"{patient_side} {LANDMARK_ZONES[zone][0]}" in fields.landmarks:
+        return _at_landmark(fields, patient_side, zone, box, label)
     top, bottom, part = ZONE_BANDS[zone]
     medial_is_high_x = patient_side == "right"  # the image-left lung's medial edge is its right edge
     x0, x1 = _part(box, part, medial_is_high_x)
@@ -63,6 +79,26 @@ def landmark_point(fields: LungFields, landmark: str) -> tuple[float, float]:
     y = top + fy * (bottom - top)
     width, height = fields.image_size
     return min(max(x, 0.0), width - 1.0), min(max(y, 0.0), height - 1.0)
+
+
+def _at_landmark(fields: LungFields, patient_side: str, zone: str, box: Box, label: int) -> tuple[float, float]:
+    """The zone's landmark stepped towards the lung's centre, then onto the nearest lung pixel."""
+    name, (medial, up) = LANDMARK_ZONES[zone]
+    x, y = fields.landmarks[f"{patient_side} {name}"]
+    towards_midline = 1.0 if patient_side == "right" else -1.0  # the image-left lung's medial side is its right
+    x, y = x + towards_midline * medial * box.width, y - up * box.height
+    if fields.labels is None or medial == up == 0.0:
+        return x, y
+    return _nearest_in_mask(fields, label, x, y)
+
+
+def _nearest_in_mask(fields: LungFields, label: int, x: float, y: float) -> tuple[float, float]:
+    sx, sy = fields.scale
+    rows, cols = np.nonzero(fields.labels == label)
+    if len(rows) == 0:
+        return x, y
+    k = int(np.argmin((cols - (x + 0.5) * sx + 0.5) ** 2 + (rows - (y + 0.5) * sy + 0.5) ** 2))
+    return (cols[k] + 0.5) / sx - 0.5, (rows[k] + 0.5) / sy - 0.5
 
 
 def _part(box: Box, part: str, medial_is_high_x: bool) -> tuple[float, float]:

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -12,21 +12,30 @@ from ..errors import ImageInputError
 
 @dataclass(frozen=True)
 class GroundingImage:
-    """The analysed pixels (H, W) float32 in [0, 1] (lungs dark) and the size (W, H) points must be given in."""
+    """The analysed pixels (H, W) float32 in [0, 1] (lungs dark), the size (W, H) points must be given in, and
+    the film's non-identifying DICOM facts (orientation, view, body part; empty for PNG/JPEG/arrays)."""
 
     array: np.ndarray
     original_size: tuple[int, int]
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def array_size(self) -> tuple[int, int]:
         return self.array.shape[1], self.array.shape[0]
+
+    def standard(self, orientation) -> "GroundingImage":
+        """The same film in standard display (patient right on the image left); see orientation.py."""
+        if orientation.is_standard:
+            return self
+        return GroundingImage(orientation.to_standard(self.array), orientation.standard_size(self.original_size),
+                              self.info)
 
 
 def as_grounding_image(image: Any) -> GroundingImage:
     """LoadedImage (anything with .array and .original_size), str/Path/bytes (via load_image), or an array."""
     if hasattr(image, "array") and hasattr(image, "original_size"):
         width, height = (int(v) for v in image.original_size)
-        return GroundingImage(_as_unit_array(image.array), (width, height))
+        return GroundingImage(_as_unit_array(image.array), (width, height), dict(getattr(image, "dicom_info", {}) or {}))
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         from ..image_io import load_image
 

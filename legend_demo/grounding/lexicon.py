@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-TermKind = Literal["side", "zone", "finding", "change", "negation", "clause_negation", "landmark"]
+TermKind = Literal["side", "zone", "finding", "change", "negation", "clause_negation", "landmark", "severity"]
 
 
 @dataclass(frozen=True)
@@ -67,21 +67,38 @@ def _entries() -> list[tuple[str, Term]]:
     add("zone", "base", r"base|bases|basal|basilar|basally")
     add("zone", "base", r"bibasilar|bibasal|bibasally", side="both")
     add("zone", "apex", r"biapical", side="both")
-    add("zone", "perihilar", r"perihilar|hilar|hilum|hila|parahilar")
-    add("zone", "retrocardiac", r"retrocardiac", side="left")
-    add("zone", "costophrenic", r"costophrenic|costophrenic angles?|cp angles?")
+    add("zone", "perihilar", r"perihilar|hilar|hilum|hila|parahilar|peribronchial")
+    add("zone", "infrahilar", r"infrahilar")
+    add("zone", "suprahilar", r"suprahilar|paratracheal")
+    add("zone", "retrocardiac", r"retrocardiac|behind the heart", side="left")
+    add("zone", "costophrenic", r"costophrenic|costophrenic angles?|cp angles?|costophrenic sulcus|"
+        r"costophrenic recess(?:es)?|lateral recess(?:es)?")
+    add("zone", "cardiophrenic", r"cardiophrenic|cardiophrenic angles?")
+    add("zone", "dome", r"hemidiaphragms?|hemi-diaphragms?|diaphragms?|diaphragmatic|subpulmonic|"
+        r"infradiaphragmatic|subdiaphragmatic")
+    add("zone", "axillary", r"axilla|axillary|axilar")
+    add("zone", "middle", r"minor fissure|horizontal fissure", side="right")
     for code, side, zone in (("rul", "right", "upper"), ("rml", "right", "middle"), ("rll", "right", "lower"),
                              ("lul", "left", "upper"), ("lll", "left", "lower")):
         e.append((code, Term("zone", zone, code.upper(), side, lobe=True)))
     # Findings that live in a lung zone.
     add("finding", "lung", r"opacity|opacities|opacification|consolidation|consolidations|consolidative|"
-        r"atelectasis|atelectatic|infiltrate|infiltrates|pneumonia|airspace disease|airspace opacity|"
-        r"ground[- ]glass|nodule|nodules|nodular|mass|masses|lesion|lesions|scarring|fibrosis|"
-        r"fibrotic changes?|interstitial markings|interstitial opacities|reticular|collapse|granuloma|"
-        r"cavity|cavitation|abscess|infection|aspiration|haziness|density|densities|plate-like atelectasis")
+        r"atelectasis|atelectatic|infiltrate|infiltrates|infiltration|pneumonia|pneumonitis|airspace disease|"
+        r"airspace opacity|airspace opacities|airspace process|ground[- ]glass|ground glass pattern|"
+        r"alveolar pattern|interstitial pattern|reticulonodular|nodule|nodules|nodular|pseudonodules?|"
+        r"mass|masses|masslike|mass-like|lesion|lesions|scar|scars|scarring|fibrosis|"
+        r"fibrotic changes?|interstitial markings|interstitial opacities|reticular|collapse|granulomas?|"
+        r"calcified granulomas?|cavity|cavitation|cavitary lesion|abscess|infection|aspiration|haziness|"
+        r"density|densities|plate-like atelectasis|volume loss|bronchiectasis|adenopathy|lymphadenopathy|"
+        r"hilar enlargement|hilar prominence|calcified lymph nodes?|bulla|bullae|bleb|blebs")
     add("finding", "lung_bilateral", r"edema|oedema|pulmonary edema|vascular congestion|congestion|"
-        r"interstitial edema|pulmonary vascular congestion")
-    add("finding", "effusion", r"effusion|effusions|pleural fluid|hydrothorax|blunting|pleural thickening")
+        r"interstitial edema|pulmonary vascular congestion|emphysema|emphysematous changes?|hyperinflation|"
+        r"hyperinflated lungs?|hyperexpanded lungs?|hyperexpansion|copd")
+    add("finding", "effusion", r"effusion|effusions|pleural fluid|hydrothorax|blunting|pleural thickening|"
+        r"pleural plaques?|loculated fluid|hemothorax|empyema")
+    add("finding", "diaphragm", r"elevation|elevated|eventration|flattening|flattened|tenting|"
+        r"diaphragmatic paralysis")
+    add("finding", "bone", r"fracture|fractures|fractured|lytic lesion|sclerotic lesion|callus")
     add("finding", "pneumothorax", r"pneumothorax|pneumothoraces|ptx")
     add("finding", "cardiac", r"cardiomegaly|cardiac silhouette|heart size|cardiac size|heart|"
         r"cardiomediastinal silhouette|pericardial effusion|cardiac enlargement")
@@ -101,11 +118,14 @@ def _entries() -> list[tuple[str, Term]]:
     add("landmark", "right_atrium", r"right atrium|atrium")
     add("landmark", "stomach", r"stomach|gastric|below the diaphragm|below the hemidiaphragm")
     # Change words (thesis §4.6: worse, persistent, better, resolved all count as a change).
-    add("change", "new", r"new|newly|interval development|developed|developing|appearance|appeared|emerging")
+    add("change", "new", r"new|newly|interval development|developed|developing|appearance|appeared|emerging|"
+        r"recurrent|recurred|recurrence|reaccumulat\w*|re-accumulat\w*")
     add("change", "worse", r"increased|increase|increasing|enlarging|enlarged in size|larger|worse|worsened|"
-        r"worsening|progressed|progression|progressive|extending|extension|more|greater|accumulat\w*")
+        r"worsening|progressed|progression|progressive|extending|extension|more|greater|accumulat\w*|"
+        r"grown|growing|evolving")
     add("change", "persistent", r"persistent|persists|persisting|persisted|unchanged|stable|stably|similar|"
-        r"again seen|again noted|redemonstrated|re-demonstrated|remains|remained|"
+        r"again seen|again noted|again demonstrated|redemonstrated|re-demonstrated|remains|remained|"
+        r"continued|persistently|"
         r"(?:no|without|not)\s+(?:significant(?:ly)?\s+|appreciabl[ey]\s+|interval\s+|substantial\s+)*chang(?:e|ed)")
     add("change", "better", r"improved|improving|improvement|decreased|decrease|decreasing|smaller|less|"
         r"diminished|reduced|reduction|regressed|regression|partially resolved|resolving|clearing|normalized")
@@ -113,8 +133,12 @@ def _entries() -> list[tuple[str, Term]]:
         r"no longer|disappeared|returned to normal|removed|removal|not (?:seen|visible|identified|appreciated)")
     add("change", "repositioned", r"placed|placement|inserted|insertion|repositioned|advanced|withdrawn|retracted")
     # Negations: a forward scope ("no pneumothorax", "without effusion") and whole-clause ones ("is normal").
-    add("negation", "negation", r"no|not|without|negative for|free of|absence of|absent|no evidence of|no new|"
-        r"rather than|ruled out")
+    add("negation", "negation", r"no|not|without|negative for|free of|clear of|absence of|absent|no evidence of|"
+        r"no new|rather than|ruled out")
+    # Severity words stay in the point label ("small effusion"); they never decide where a point goes.
+    add("severity", "severity", r"trace|tiny|small|small-to-moderate|small to moderate|mild|mild-to-moderate|"
+        r"mild to moderate|moderate|moderate-sized|moderate-to-large|moderate to large|large|massive|severe|"
+        r"extensive|minimal|subtle|slight|marked|moderately large|large-volume|small-volume")
     add("clause_negation", "clause_negation", r"normal|within normal limits|clear|unremarkable|no acute")
     return e
 

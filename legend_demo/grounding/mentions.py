@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from .lexicon import Match, Term, find_terms
 
+_LEVEL_WORDS = {"middle": "mid zone", "upper": "upper zone", "lower": "lower zone", "retrocardiac": "medial lower zone"}
 _SENTENCE = re.compile(r"(?<!\d)[.;!?\n]+(?!\d)")
 _CLAUSE = re.compile(r",|\b(?:but|while|whereas|however|although)\b", re.IGNORECASE)
 
@@ -24,6 +25,7 @@ class Location:
     side: str | None
     zone: str | None
     lobe: bool = False
+    note: str = ""  # how the words were read when they name something that does not exist ("left middle lobe")
 
 
 @dataclass(frozen=True)
@@ -40,12 +42,15 @@ class Mention:
     landmark: str | None
     negated: bool
     clause: str
+    severity: str | None = None  # "small", "moderate", … as written; kept in the label, never moves a point
 
 
 @dataclass
 class _Draft:
     side: str | None = None
     zones: list[Term] = field(default_factory=list)
+    side_word: str = ""  # the side word that set `side` ("left"), empty when a lobe name implied it
+    notes: list[str] = field(default_factory=list)
 
 
 def read_mentions(text: str) -> list[Mention]:
@@ -82,12 +87,12 @@ def _clause_mentions(clause: str, terms: list[Match], change: Match | None, chan
                              False, landmark, clause)]
         return []
     out = []
-    for index, (finding, negated) in enumerate(findings):
+    for index, (finding, negated, severity) in enumerate(findings):
         located = _locations(segments[index]) or _locations(segments[index + 1])
         borrowed = not located and bool(previous_locations)
         own_change = _first_change(segments[index]) or _first_change(segments[index + 1]) or change
         out.append(_mention(finding.term, negated or clause_negated, own_change, change_borrowed,
-                            located or previous_locations, borrowed, landmark, clause, finding.text))
+                            located or previous_locations, borrowed, landmark, clause, finding.text, severity))
     return out
 
 
@@ -95,11 +100,13 @@ def _first_change(segment: list[Match]) -> Match | None:
     return next((m for m in segment if m.term.kind == "change"), None)
 
 
-def _segments(terms: list[Match]) -> tuple[list[list[Match]], list[tuple[Match, bool]]]:
-    """Location and change words between findings (segment i precedes finding i); each finding with its negation."""
+def _segments(terms: list[Match]) -> tuple[list[list[Match]], list[tuple[Match, bool, str | None]]]:
+    """Location and change words between findings (segment i precedes finding i); each finding with its negation
+    and the severity word written just before it."""
     segments: list[list[Match]] = [[]]
-    findings: list[tuple[Match, bool]] = []
+    findings: list[tuple[Match, bool, str | None]] = []
     negation = False
+    severity: str | None = None
     for m in terms:
         kind = m.term.kind
         if kind == "negation":
@@ -109,9 +116,12 @@ def _segments(terms: list[Match]) -> tuple[list[list[Match]], list[tuple[Match, 
             segments[-1].append(m)
         elif kind in ("side", "zone"):
             segments[-1].append(m)
+        elif kind == "severity":
+            severity = m.text.lower()
         elif kind == "finding":
-            findings.append((m, negation))
+            findings.append((m, negation, severity))
             segments.append([])
+            severity = None
     return segments, findings
 
 
@@ -125,8 +135,16 @@ def _locations(terms: list[Match]) -> tuple[Location, ...]:
         if term.kind == "side":
             if current is not None and current.side is None and current.zones and not current.zones[0].side:
                 current.side = term.value  # "lower lobe on the right"
+                current.side_word = m.text
             else:
-                drafts.append(_Draft(side=term.value))
+                drafts.append(_Draft(side=term.value, side_word=m.text))
+        elif (term.side and current is not None and current.side_word and not current.zones
+              and current.side in ("right", "left") and term.side != current.side):
+            # a side word names this lobe/zone on the other side ("left middle lobe"): the side word wins,
+            # the zone keeps its level — a side word never yields a point on the other side
+            current.zones.append(Term("zone", term.value, term.name, None, False))
+            current.notes.append(f"'{m.text}' with '{current.side_word}': there is no {current.side} "
+                                 f"{m.text.lower()}; read as the {current.side} {_LEVEL_WORDS.get(term.value, term.value)}")
         elif term.side and current is not None and current.side not in (None, term.side):
             drafts.append(_Draft(side=term.side, zones=[term]))  # "RUL and lingula"
         elif current is None or (term.side and current.zones and current.zones[-1].side != term.side):
@@ -138,14 +156,15 @@ def _locations(terms: list[Match]) -> tuple[Location, ...]:
 
 
 def _draft_locations(draft: _Draft) -> list[Location]:
+    note = "; ".join(draft.notes)
     if not draft.zones:
-        return [Location(draft.side, None)]
-    return [Location(draft.side or z.side, z.value, z.lobe) for z in draft.zones]
+        return [Location(draft.side, None, note=note)]
+    return [Location(draft.side or z.side, z.value, z.lobe, note) for z in draft.zones]
 
 
 def _mention(finding: Term, negated: bool, change: Match | None, change_borrowed: bool,
              locations: tuple[Location, ...], locations_borrowed: bool, landmark: str | None, clause: str,
-             name: str | None = None) -> Mention:
+             name: str | None = None, severity: str | None = None) -> Mention:
     return Mention(
         kind=finding.value,
         name=(name or finding.name).lower(),
@@ -157,4 +176,5 @@ def _mention(finding: Term, negated: bool, change: Match | None, change_borrowed
         landmark=landmark,
         negated=negated,
         clause=clause,
+        severity=severity,
     )

@@ -1,10 +1,12 @@
 """The thesis point post-processing (§4.6): drop confidence < 3, merge points closer than 0.03·min(W, H)."""
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
+import numpy as np
+
 from ..points import LesionPoint
+from .limits import MAX_POINTS
 
 MIN_CONFIDENCE = 3
 MERGE_FRACTION = 0.03
@@ -20,26 +22,51 @@ def merge_close(points: Iterable[LesionPoint], image_size: tuple[int, int],
     """Repeatedly merge the closest pair nearer than δ = fraction·min(W, H) into the mean of all points it holds.
 
     The merged point keeps the higher confidence and both labels; order follows the first point of each group.
+    Identical points (the rules put every mention of one site at the same spot) are merged first, in one
+    pass — the closest-pair rule would merge them first anyway — so the pairwise part only sees distinct
+    sites; more than MAX_POINTS distinct sites is a ValueError (a grounder gone wrong), never a slow loop.
     """
     width, height = image_size
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     delta = fraction * min(width, height)
-    groups = [(p, 1) for p in points]  # (mean point, how many originals it holds)
-    while True:
-        pair = _closest_pair(groups, delta)
-        if pair is None:
-            return [p for p, _ in groups]
-        i, j = pair
-        (a, na), (b, nb) = groups[i], groups[j]
-        merged = LesionPoint(
-            x=(a.x * na + b.x * nb) / (na + nb),
-            y=(a.y * na + b.y * nb) / (na + nb),
-            confidence=max(a.confidence, b.confidence),
-            label=_join_labels(a.label, b.label),
-        )
+    groups = _identical_merged(points)  # [(mean point, how many originals it holds)]
+    if len(groups) > MAX_POINTS:
+        raise ValueError(f"{len(groups)} distinct candidate points; at most {MAX_POINTS} can be merged")
+    xs = np.array([p.x for p, _ in groups], np.float64)  # (n,) group means
+    ys = np.array([p.y for p, _ in groups], np.float64)
+    distance = np.hypot(xs[:, None] - xs[None, :], ys[:, None] - ys[None, :])  # (n, n)
+    np.fill_diagonal(distance, np.inf)
+    alive = list(range(len(groups)))
+    while len(alive) > 1:
+        sub = distance[np.ix_(alive, alive)]  # (k, k)
+        a, b = divmod(int(np.argmin(sub)), len(alive))
+        if not sub[a, b] < delta:
+            break
+        i, j = sorted((alive[a], alive[b]))
+        (p, na), (q, nb) = groups[i], groups[j]
+        merged = LesionPoint(x=(p.x * na + q.x * nb) / (na + nb), y=(p.y * na + q.y * nb) / (na + nb),
+                             confidence=max(p.confidence, q.confidence), label=_join_labels(p.label, q.label))
         groups[i] = (merged, na + nb)
-        del groups[j]
+        alive.remove(j)
+        xs[i], ys[i] = merged.x, merged.y
+        distance[i, :] = distance[:, i] = np.hypot(xs - merged.x, ys - merged.y)
+        distance[i, i] = np.inf
+    return [groups[k][0] for k in alive]
+
+
+def _identical_merged(points: Iterable[LesionPoint]) -> list[tuple[LesionPoint, int]]:
+    """Points at exactly the same (x, y) merged into one (higher confidence, joined labels), first-seen order."""
+    groups: dict[tuple[float, float], tuple[LesionPoint, int]] = {}
+    for p in points:
+        key = (float(p.x), float(p.y))
+        if key in groups:
+            q, n = groups[key]
+            groups[key] = (LesionPoint(q.x, q.y, max(q.confidence, p.confidence), _join_labels(q.label, p.label)),
+                           n + 1)
+        else:
+            groups[key] = (p, 1)
+    return list(groups.values())
 
 
 def to_pixels(points: Iterable[LesionPoint], image_size: tuple[int, int]) -> list[LesionPoint]:
@@ -59,17 +86,6 @@ def rescale(points: Iterable[LesionPoint], from_size: tuple[int, int], to_size: 
 def finish(points: Iterable[LesionPoint], image_size: tuple[int, int]) -> list[LesionPoint]:
     """Drop < 3, merge close points, round to pixels inside the image."""
     return to_pixels(merge_close(keep_confident(points), image_size), image_size)
-
-
-def _closest_pair(groups: list[tuple[LesionPoint, int]], delta: float) -> tuple[int, int] | None:
-    best, best_distance = None, delta
-    for i in range(len(groups)):
-        for j in range(i + 1, len(groups)):
-            a, b = groups[i][0], groups[j][0]
-            distance = math.hypot(a.x - b.x, a.y - b.y)
-            if distance < best_distance:
-                best, best_distance = (i, j), distance
-    return best
 
 
 def _join_labels(first: str, second: str) -> str:

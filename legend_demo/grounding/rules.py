@@ -17,7 +17,12 @@ LOBE_CODES = {("right", "upper"): "RUL", ("right", "middle"): "RML", ("right", "
               ("left", "upper"): "LUL", ("left", "middle"): "lingula", ("left", "lower"): "LLL"}
 DEVICE_TIPS = {"device_ett": "trachea", "device_enteric": "stomach", "device_line": "svc",
                "device_pacer": "cardiac"}
-SITE_ZONES = {"effusion": "costophrenic", "pneumothorax": "apicolateral", "device_chest_tube": "apex"}
+SITE_ZONES = {"effusion": "costophrenic", "pneumothorax": "apicolateral", "device_chest_tube": "apex",
+              "diaphragm": "dome", "bone": "lateral"}  # where the finding goes when the text names no zone
+SITE_COMPATIBLE = {  # zones that just restate the site; any other zone the text names wins over the site
+    "effusion": (None, "costophrenic", "base", "lower"), "pneumothorax": (None, "apex", "upper"),
+    "device_chest_tube": (None,), "diaphragm": (None, "dome", "base", "lower"), "bone": (None,)}
+NEEDS_SIDE = ("device_chest_tube", "bone")  # no point without a named side (a tube or a rib is on one side)
 LANDMARK_KINDS = {"cardiac": "cardiac", "mediastinal": "mediastinal"}
 
 
@@ -28,6 +33,8 @@ def rule_points(text: str, fields: LungFields) -> tuple[list[LesionPoint], list[
     for mention in read_mentions(text):
         if mention.negated:
             continue
+        for note in dict.fromkeys(loc.note for loc in mention.locations if loc.note):
+            warnings.append(note)
         if mention.change is None:
             warnings.append(f"no change word in {mention.clause!r}: its points get confidence 3")
         placed, warning = _mention_points(mention, fields)
@@ -45,16 +52,20 @@ def _mention_points(m: Mention, fields: LungFields) -> tuple[list[LesionPoint], 
         where = landmark.replace("_", " ")
         return [LesionPoint(x, y, _capped(m, 5 if named else 4), _label(m, where))], ""
     site = SITE_ZONES.get(m.kind)
-    if m.kind == "device_chest_tube" and not any(loc.side in ("right", "left") for loc in m.locations):
+    if m.kind in NEEDS_SIDE and not any(loc.side in ("right", "left") for loc in m.locations):
         return [], f"{m.name!r} without a side: no point placed"
     out = []
     for location in m.locations or (Location(None, None),):
         lateral = location.side in ("right", "left")
+        if m.kind in NEEDS_SIDE and not lateral:
+            continue
+        named_zone = location.zone if location.zone not in SITE_COMPATIBLE.get(m.kind, (None,)) else None
         for side in (location.side,) if lateral else ("right", "left"):
-            zone = site or _lung_zone(location.zone)
+            zone = _lung_zone(named_zone) if named_zone else (site or _lung_zone(location.zone))
             x, y = zone_point(fields, side, zone)
             confidence = (5 if (site or location.zone) else 4) if lateral else 3
-            out.append(LesionPoint(x, y, _capped(m, confidence), _label(m, _where(side, location, site))))
+            where = _where(side, location, None if named_zone else site)
+            out.append(LesionPoint(x, y, _capped(m, confidence), _label(m, where)))
     return out, ""
 
 
@@ -82,4 +93,6 @@ def _where(side: str, location: Location, site: str | None) -> str:
 
 
 def _label(m: Mention, where: str) -> str:
-    return f"{m.name}, {m.change_word or 'no stated change'} ({where})"
+    """"small effusion, increased (L costophrenic)": severity as written, finding, change word, site."""
+    name = f"{m.severity} {m.name}" if m.severity else m.name
+    return f"{name}, {m.change_word or 'no stated change'} ({where})"

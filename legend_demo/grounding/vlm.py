@@ -1,8 +1,8 @@
 """The VLM grounder: Qwen2.5-VL-7B-Instruct (4-bit NF4 on CUDA) places the points (thesis §4.2.2, §4.6).
 
 Configuration (environment):
-  LEGEND_QWEN_PATH            local folder or hub id; default checkpoints/qwen2.5-vl-7b-instruct/ when it holds a
-                              config.json, else "Qwen/Qwen2.5-VL-7B-Instruct" (set HF_HUB_OFFLINE=1 to never download)
+  LEGEND_QWEN_PATH            local folder, or a hub id already in the local Hugging Face cache; default
+                              checkpoints/qwen2.5-vl-7b-instruct/ when it holds a config.json
   LEGEND_QWEN_TIMEOUT_S       generation time limit, seconds (default 60)
   LEGEND_QWEN_MAX_NEW_TOKENS  answer length bound (default 256)
   LEGEND_QWEN_MAX_PIXELS      processor max_pixels, i.e. the input size the model sees (default 1024·28·28)
@@ -10,8 +10,11 @@ Configuration (environment):
 
 Qwen2.5-VL answers in pixels of the image as its processor resized it (sides multiples of patch 14 × merge 2 =
 28, within min/max pixels): the size is read from the processor's own `image_grid_thw` and the points are mapped
-back to the original pixels by that ratio, never through a 0–1000 scale. Any failure (weights missing, no JSON,
-points off the image, timeout, CUDA out of memory) falls back to the rules grounder with a warning.
+back to the original pixels by that ratio, never through a 0–1000 scale. Nothing is downloaded at request time:
+`require_vlm_weights` (called by `ground` before any work) fails at once with VlmUnavailableError when no
+weights are configured or present locally, and loading always uses local files only. Any later failure (no
+JSON, points off the image, timeout, CUDA out of memory, a broken checkpoint) falls back to the rules grounder
+with a warning.
 """
 from __future__ import annotations
 
@@ -68,8 +71,50 @@ class VlmTimeout(RuntimeError):
     """Generation hit its time limit before the answer was complete."""
 
 
+class VlmUnavailableError(ValueError):
+    """grounder='vlm' was asked for but no Qwen2.5-VL weights are configured or present on this machine."""
+
+
 def default_source() -> str:
     return str(CHECKPOINT_DIR) if (CHECKPOINT_DIR / "config.json").is_file() else HUB_ID
+
+
+def require_vlm_weights() -> None:
+    """Raise VlmUnavailableError at once (no import of torch, no network) unless weights are available locally."""
+    reason = vlm_unavailable_reason()
+    if reason:
+        raise VlmUnavailableError(f"the VLM grounder is not available: {reason}. Nothing is downloaded at request "
+                                  "time; use grounder 'rules', or ask the administrator to install the weights.")
+
+
+def vlm_unavailable_reason() -> str:
+    """'' when Qwen2.5-VL weights are configured and on disk, else why not (no server paths in the message)."""
+    configured = os.environ.get("LEGEND_QWEN_PATH")
+    source = configured or default_source()
+    if _looks_local(source):
+        if (Path(source).expanduser() / "config.json").is_file():
+            return ""
+        return ("LEGEND_QWEN_PATH does not point to a folder with Qwen2.5-VL weights (no config.json there)"
+                if configured else "no Qwen2.5-VL weights are configured (LEGEND_QWEN_PATH is unset and "
+                "checkpoints/qwen2.5-vl-7b-instruct/ is empty)")
+    if _in_hub_cache(source):
+        return ""
+    if configured:
+        return f"the hub model {source!r} is not in this machine's Hugging Face cache"
+    return ("no Qwen2.5-VL weights are configured (LEGEND_QWEN_PATH is unset and "
+            "checkpoints/qwen2.5-vl-7b-instruct/ is empty)")
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 — an invalid repo id is simply not cached
+        return False
+    return isinstance(found, str)
 
 
 def ground_with_vlm(picture: GroundingImage, text: str, model: PointModel | None = None,
@@ -115,7 +160,7 @@ class QwenPointModel:
         import torch
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
-        kwargs: dict[str, Any] = {"local_files_only": True} if local else {}
+        kwargs: dict[str, Any] = {"local_files_only": True}  # never download at request time
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         image_processor = _image_processor_class().from_pretrained(source, max_pixels=settings.max_pixels, **kwargs)
         if torch.cuda.is_available():
