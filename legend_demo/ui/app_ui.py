@@ -6,6 +6,7 @@ from typing import Any
 
 import gradio as gr
 
+from ..edit_region import SCALE_RANGE
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..engines.registry import available_engines
 from .api import add_api_endpoints
@@ -16,13 +17,17 @@ from .handlers import (
     make_upload_handler, on_cancel, on_example_select, on_generate, on_ground, on_points_edited, on_sigma,
 )
 from .point_editor import PointEditor
+from .result_store import purge_session
 
 MAX_BIAS_STRENGTH = 10.0  # Engine.max_bias_strength default; the engine re-checks its own bound
 NOTICE = (
     "<div id='research-notice' style='border:2px solid #b45309;background:#fff7ed;color:#7c2d12;"
     "padding:8px 12px;border-radius:8px'><b>Research use only — not for diagnosis.</b> Every image this app "
-    "makes is <b>SYNTHETIC</b> and labelled so. Uploaded images stay in your browser session only; nothing "
-    "identifying is read from DICOM headers. Do not upload identifiable patient data to a public deployment.</div>"
+    "makes is <b>SYNTHETIC</b> and labelled so. An uploaded file is deleted from the server as soon as it is read; "
+    "its pixels stay only in this session's memory. Result files are deleted when you close the page, and nothing "
+    "from your session stays on the server more than 75 minutes after that (state and cache: 1 h, checked every "
+    "15 min). Nothing identifying is read from DICOM headers. Do not upload identifiable patient data to a public "
+    "deployment.</div>"
 )
 
 
@@ -60,7 +65,8 @@ def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
 
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
     """Options every launch of this app uses (app.py, tests, benchmark)."""
-    return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb"}
+    return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb",
+            "run_history": False}  # Gradio's run history would keep inputs and results in the browser for good
 
 
 def create_demo(config: AppConfig | None = None, study_db: str | Path | None = None) -> gr.Blocks:
@@ -75,6 +81,7 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
         with gr.Tab("Generate"):
             _generate_tab(config, demo)
         add_api_endpoints(config, None)
+        demo.unload(purge_session)  # the session's result files go when its page is closed (result_store)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
 
@@ -107,16 +114,17 @@ def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
         generate = gr.Button("Generate SYNTHETIC follow-up", variant="primary", elem_id="generate")
         cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
     outputs = _outputs()
-    sigma = controls[0]
+    sigma, region = controls[0], controls[-2]
     demo.load(_engine_discovery(config), None, [engine, engine_notes], api_visibility="private", queue=False)
     upload.change(make_upload_handler(config), [upload, sigma], [state, editor, points_text, summary],
                   api_visibility="private")
     examples.select(on_example_select, None, [upload, text], api_visibility="private")
-    find.click(on_ground, [state, text, grounder, sigma], [editor, points_text], api_visibility="private")
-    editor.change(on_points_edited, [editor, sigma], [editor, points_text], show_progress="hidden",
+    find.click(on_ground, [state, text, grounder, sigma, region], [editor, points_text], api_visibility="private")
+    editor.change(on_points_edited, [editor, sigma, region], [editor, points_text], show_progress="hidden",
                   trigger_mode="always_last", api_visibility="private")
-    sigma.change(on_sigma, [editor, sigma], editor, show_progress="hidden", trigger_mode="always_last",
-                 api_visibility="private")
+    for slider in (sigma, region):
+        slider.change(on_sigma, [editor, sigma, region], editor, show_progress="hidden", trigger_mode="always_last",
+                      api_visibility="private")
     job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
                          concurrency_id="gpu", concurrency_limit=1, api_visibility="private")
     cancel.click(on_cancel, None, None, cancels=[job], queue=False, api_visibility="private")
@@ -147,19 +155,33 @@ def _controls() -> list[gr.components.Component]:
             samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)")
             compare = gr.Checkbox(value=False, label="Compare with GBCA off (same seed)")
             layers = gr.Textbox(value="", label="Layers to show", placeholder="blank = vital layers, e.g. 0, 17, 56")
-    return [sigma, trained, bias, steps, seed, samples, compare, layers]
+        with gr.Row():
+            lo, hi = SCALE_RANGE
+            output = gr.Radio([("Change on my film (composite)", "composite"), ("Model view (raw engine output)", "model-view")],
+                              value="composite", label="Output", elem_id="output-mode",
+                              info="composite: only the described change is added to your film, inside the edit "
+                                   "region; elsewhere the film is untouched")
+            region = gr.Slider(lo, hi, value=1.0, step=0.05, label="Edit region size (× σ)", elem_id="region-scale",
+                               info="the dashed outline in the editor: where the follow-up may differ from the prior")
+            keep = gr.Checkbox(value=True, label="Keep-region blending while sampling", elem_id="keep-blend",
+                               info="the engine's change stays inside the edit region at every step")
+    return [sigma, trained, bias, steps, seed, samples, compare, layers, output, region, keep]
 
 
 def _outputs() -> list[gr.components.Component]:
     status = gr.Markdown(elem_id="status")
+    view_only = ["fullscreen"]  # no built-in download buttons: they would hand out unlabelled webp copies
     with gr.Row():
-        slider = gr.ImageSlider(label="Prior (model view) ↔ SYNTHETIC follow-up", elem_id="slider")
-        diff = gr.Image(label="Difference (SYNTHETIC − prior): red brighter, blue darker", elem_id="difference")
-        prior = gr.Image(label="Gaussian prior on the token grid", elem_id="prior-overlay")
+        slider = gr.ImageSlider(label="Prior film ↔ SYNTHETIC follow-up film", elem_id="slider", buttons=view_only)
+        diff = gr.Image(label="Difference (SYNTHETIC − prior): red brighter, blue darker", elem_id="difference",
+                        buttons=view_only)
+    with gr.Row():
+        prior = gr.Image(label="Gaussian prior on the token grid (model view)", elem_id="prior-overlay", buttons=view_only)
+        model_view = gr.Image(label="Model view: the engine's raw output", elem_id="model-view", buttons=view_only)
     samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height=340,
-                         elem_id="samples")
+                         elem_id="samples", buttons=view_only)
     attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys)",
-                           columns=5, elem_id="attention")
+                           columns=5, elem_id="attention", buttons=view_only)
     with gr.Row():
         plot = gr.Plot(label="CBI / EAR / Attn-IoU per layer")
         table = gr.Dataframe(label="Attention metrics per layer", elem_id="metrics-table")
@@ -167,4 +189,4 @@ def _outputs() -> list[gr.components.Component]:
         report = gr.JSON(label="Provenance / report", elem_id="report")
         files = gr.File(label="Downloads: SYNTHETIC PNG, DICOM Secondary Capture, report JSON", file_count="multiple",
                         elem_id="downloads")
-    return [status, slider, diff, prior, samples, attention, plot, table, report, files]
+    return [status, slider, diff, prior, model_view, samples, attention, plot, table, report, files]

@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import __version__
-from ..export import save_synthetic_dicom, save_synthetic_png
+from ..export import save_film_dicom, save_film_png, save_synthetic_png
+from ..image_io import LoadedImage
 from .generation import GenerationBundle, GenerateParams
+from .result_store import result_folder
 
 
 def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str, Any]:
@@ -28,19 +29,31 @@ def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str,
     return json.loads(json.dumps(report, default=_plain))
 
 
-def write_downloads(bundle: GenerationBundle, params: GenerateParams, folder: Path | None = None) -> tuple[list[str], dict]:
-    """Write PNG, DICOM SC and report JSON into a fresh temporary folder; return (paths, report)."""
-    folder = Path(folder or tempfile.mkdtemp(prefix="legend_result_"))
+def write_downloads(bundle: GenerationBundle, params: GenerateParams, prior: LoadedImage,
+                    folder: Path | None = None) -> tuple[list[str], dict]:
+    """Write the follow-up film (PNG at the film's own resolution and depth, DICOM Secondary Capture), the raw model
+    view, the other samples and the GBCA-off film (PNG), and the report JSON, every image labelled below its
+    pixels, into a fresh folder of this session (purged when the session ends or after an hour, see result_store);
+    return (paths, report). The first path is the main follow-up film PNG."""
+    folder = Path(folder or result_folder())
     main = bundle.main
-    extra = [f"seed {bundle.seeds[0]} · sigma {params.sigma_ratio:g} · bias {_bias_text(params.bias_strength)}"]
-    png = save_synthetic_png(main.followup, folder / "synthetic_followup.png", engine=main.engine,
-                             checkpoint=main.checkpoint, extra_lines=extra)
-    dcm = save_synthetic_dicom(main.followup, folder / "synthetic_followup.dcm", engine=main.engine,
-                               checkpoint=main.checkpoint)
+    label = {"engine": main.engine, "checkpoint": main.checkpoint}
+    extra = [f"seed {bundle.seeds[0]} · sigma {params.sigma_ratio:g} · bias {_bias_text(params.bias_strength)}"
+             f" · output {main.film.mode}"]
+    paths = [save_film_png(main.film, prior, folder / "synthetic_followup.png", extra_lines=extra, **label),
+             save_film_dicom(main.film, prior, folder / "synthetic_followup.dcm", **label),
+             save_synthetic_png(main.followup, folder / "synthetic_model_view.png",
+                                extra_lines=["model view (raw engine output)"], **label)]
+    for seed, result in zip(bundle.seeds[1:], bundle.samples[1:]):
+        paths.append(save_film_png(result.film, prior, folder / f"synthetic_followup_seed{seed}.png",
+                                   extra_lines=[f"seed {seed}"], **label))
+    if bundle.off is not None:
+        paths.append(save_film_png(bundle.off.film, prior, folder / "synthetic_followup_gbca_off.png",
+                                   extra_lines=[f"GBCA off · seed {bundle.seeds[0]}"], **label))
     report = bundle_report(bundle, params)
     path = folder / "synthetic_followup_report.json"
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    return [str(png), str(dcm), str(path)], report
+    return [str(p) for p in paths] + [str(path)], report
 
 
 def _bias_text(value: float | None) -> str:
