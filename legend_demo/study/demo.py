@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..export import burn_in_label
+from ..export import with_label_band
 
 DEMO_LABEL = "SYNTHETIC DEMO IMAGE - not a patient"
 DEMO_CASES = (  # (case id, finding on the prior, finding on the follow-up, progression text)
@@ -47,8 +47,8 @@ def _cartoon(finding: str, seed: int) -> np.ndarray:
 
 
 def _save(image: np.ndarray, path: Path) -> str:
-    """Every demo image carries the same burned-in label, so the label itself gives nothing away."""
-    pixels = np.round(burn_in_label(np.clip(image, 0.0, 1.0), [DEMO_LABEL]) * 255).astype(np.uint8)
+    """Every demo image carries the same label band below it, so the label itself gives nothing away."""
+    pixels = np.round(with_label_band(np.clip(image, 0.0, 1.0), [DEMO_LABEL]) * 255).astype(np.uint8)
     Image.fromarray(pixels, mode="L").save(path)
     return path.name
 
