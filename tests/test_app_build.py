@@ -144,17 +144,20 @@ def test_k_samples_give_each_followup_their_mean_and_a_std_map():
     from legend_demo.ui.generation import GenerationBundle
     from legend_demo.ui.handlers import sample_gallery
 
-    class Fake:
+    from legend_demo.composite import Film
+
+    class Fake:  # a result whose follow-up film is flat at `value`
         def __init__(self, value):
-            self.followup = np.full((64, 64), value, np.float32)
+            self.film = Film(np.full((300, 400), value, np.float32), None, "composite")
 
     bundle = GenerationBundle(samples=[Fake(0.2), Fake(0.6)], seeds=[3, 4])
     items = sample_gallery(bundle)
     captions = [c for _, c in items]
     assert captions[:2] == ["SYNTHETIC · seed 3", "SYNTHETIC · seed 4"]
     assert "mean of 2" in captions[2] and "std" in captions[3]
-    assert items[2][0][0, 0, 0] == round(0.4 * 255)
-    np.testing.assert_allclose(bundle.mean(), 0.4, atol=1e-6)
+    assert items[2][0][0, 0, 0] == round(0.4 * 255)  # the mean film, at the film's top-left pixel
+    for picture, _ in items:  # every picture keeps the film's width and carries a band below the film rows
+        assert picture.shape[1] == 400 and picture.shape[0] > 300
 
 
 def test_create_demo_never_embeds_a_reader_study(tmp_path):

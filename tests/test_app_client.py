@@ -32,12 +32,20 @@ def test_generate_with_defaults_gives_labelled_synthetic_outputs(client):
     assert report["synthetic"] is True and report["engine"] == "tiny-random" and report["checkpoint"]
     assert report["points"], "no points: /generate should ground automatically when none are given"
     assert report["layers"] and all(0 <= layer["cbi"] <= 1 for layer in report["layers"])
-    names = sorted(Path(f).suffix for f in files)
-    assert names == [".dcm", ".json", ".png"]
+    names = sorted(Path(f).name for f in files)
+    assert names == ["synthetic_followup.dcm", "synthetic_followup.png", "synthetic_followup_report.json",
+                     "synthetic_model_view.png"]
     import pydicom
+    from PIL import Image
 
     ds = pydicom.dcmread(next(f for f in files if f.endswith(".dcm")))
-    assert "SYNTHETIC" in str(ds.PatientName).upper()
+    assert "SYNTHETIC" in str(ds.PatientName).upper() and ds.Columns == 448 and ds.Rows > 512
+    for path in [followup] + [f for f in files if f.endswith(".png")]:  # every image that leaves is labelled
+        with Image.open(path) as written:
+            assert "SYNTHETIC" in written.text["Description"]
+    with Image.open(followup) as film:  # the film at the prior's own width, the band below its 512 rows
+        assert film.size[0] == 448 and film.size[1] > 512
+    assert report["output"]["mode"] == "composite"
 
 
 def test_ground_then_generate_with_edited_points_samples_and_comparison(client):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from legend_demo.cli import main
-from legend_demo.evaluation.case_metrics import dilation_radius, image_quality, outside_region
+from legend_demo.evaluation.case_metrics import dilation_radius, film_quality, image_quality, outside_region, tiling_ratio
 from legend_demo.evaluation.cases import load_cases
 from legend_demo.evaluation.direction import expected_sign
 from legend_demo.evaluation.image_metrics import K1, psnr, ssim
@@ -202,24 +202,27 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     code = main(["evaluate", "--data", str(tiny_data), "--engine", "tiny-random", "--steps", "2", "--out", str(out)])
     assert code == 0
     printed = capsys.readouterr().out
-    for label in ("full method", "GBCA off (s = 0)", "no injection", "real follow-up"):
+    for label in ("full method", "GBCA off (s = 0)", "no injection", "points mirrored", "opposite direction",
+                  "real follow-up"):
         assert label in printed
-    assert printed.count("PASS") + printed.count("FAIL") == 3
+    assert printed.count("PASS") + printed.count("FAIL") == 8
     report = json.loads(out.read_text())
     assert report["n_cases"] == 3 and report["mask_dilation_px"] == 1
     model_rows = [r for r in report["rows"] if r["config"] != "data"]
-    assert {r["config"] for r in model_rows} == {"full", "gbca_off", "no_inject"} and len(model_rows) == 9
+    assert {r["config"] for r in model_rows} == {"full", "gbca_off", "no_inject", "mirrored", "opposite"}
+    assert len(model_rows) == 9 + 2 * 2  # the probes run only for the two cases with a change
     for row in model_rows:
-        for key in ("recon_psnr", "psnr_out", "ssim_out", "lesion_change", "attn_iou", "cbi", "ear"):
+        for key in ("recon_psnr", "psnr_out", "ssim_out", "lesion_change", "tiling", "attn_iou", "cbi", "ear"):
             assert isinstance(row[key], float), (key, row)
-        assert (row["lesion_fidelity"] is None) == (row["sign"] == 0)
+        assert (row["lesion_fidelity"] is None) == (row["sign"] == 0) == (row["row_fidelity"] is None)
     data_rows = {r["case"]: r for r in report["rows"] if r["config"] == "data"}
     assert data_rows["a"]["lesion_fidelity"] > 0.1 and data_rows["b"]["lesion_fidelity"] > 0.1  # signs agree
     assert abs(data_rows["c"]["lesion_change"]) < 1e-3
-    assert set(report["aggregates"]) == {"full", "gbca_off", "no_inject", "data"}
+    assert set(report["aggregates"]) == {"full", "gbca_off", "no_inject", "mirrored", "opposite", "data"}
     assert report["aggregates"]["full"]["lesion_fidelity"]["n"] == 2
     assert report["aggregates"]["full"]["unchanged_change"]["n"] == 1
-    assert [c["metric"] for c in report["checks"]] == ["attn_iou", "lesion_fidelity", "psnr_out"]
+    assert [c["metric"] for c in report["checks"]] == ["attn_iou", "lesion_fidelity", "psnr_out", "lesion_fidelity",
+                                                       "lesion_fidelity", "lesion_fidelity", "psnr_out", "tiling"]
 
 
 def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():
@@ -232,3 +235,34 @@ def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():
     assert (no_inject.bias_strength, no_inject.inject) == (4.0, False)
     with pytest.raises(ValueError, match="--bias-strength=0.0 must be positive"):
         configurations(0.0)
+
+
+def test_film_quality_measures_the_film_at_its_own_resolution():
+    reference = _image().astype(np.float32)
+    mask = np.zeros((SIDE, SIDE), bool)
+    mask[20:30, 20:30] = True
+    followup = reference + 0.1 * mask
+    row = film_quality(followup, reference, mask, sign=1)
+    assert row["psnr_out"] is None and row["lesion_fidelity"] == pytest.approx(0.1, abs=1e-6)
+    followup[0, 0] += 0.5  # one changed pixel far from the lesion: PSNR outside becomes finite
+    assert film_quality(followup, reference, mask, sign=1)["psnr_out"] < 60
+
+
+def test_tiling_ratio_sees_token_blocks_and_not_smooth_images():
+    smooth = _image(3)
+    blocks = np.kron(np.random.default_rng(0).random((8, 8)), np.ones((8, 8)))  # 8-px tiles
+    assert 0.8 < tiling_ratio(smooth, 8) < 1.2
+    assert tiling_ratio(blocks, 8) > 10
+
+
+def test_probes_mirror_points_and_reverse_the_direction():
+    from legend_demo.evaluation.probes import mirrored_points, opposite_text
+    from legend_demo.points import LesionPoint
+
+    assert mirrored_points([LesionPoint(10, 5)], 64)[0].x == 54
+    assert mirrored_points([LesionPoint(0, 5)], 64)[0].x < 64  # stays inside the image
+    assert opposite_text({"type": "consolidation", "side": "right", "lobe": "lower", "direction": "new"}) == \
+        "Interval resolution of the right lower lobe consolidation."
+    assert opposite_text({"type": "effusion", "side": "left", "direction": "resolved"}) == "New left pleural effusion."
+    with pytest.raises(ValueError, match="fracture"):
+        opposite_text({"type": "fracture", "direction": "new"})

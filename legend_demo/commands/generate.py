@@ -26,6 +26,13 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise-mix", type=float, default=0.0, help="η of fresh seed noise mixed into the inverted noise")
     p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--output", choices=("composite", "model-view"), default="composite",
+                   help="composite (default): only the change, added to the prior film at its own resolution inside "
+                        "the edit region; model-view: the raw engine output upsampled to the film (thesis reproduction)")
+    p.add_argument("--region-scale", type=float, default=1.0,
+                   help="edit region size, × the Gaussian prior's σ (0.25–4, default 1)")
+    p.add_argument("--no-keep-blend", action="store_true",
+                   help="switch off keep-region blending (edit row replaced by the source row outside the region)")
     p.add_argument("--dicom", action="store_true", help="also write followup.dcm (Secondary Capture, SYNTHETIC)")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run)
@@ -55,6 +62,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..edit_region import EditRegion
     from ..engines.base import GenerationRequest
     from ..engines.registry import load_engine
     from ..image_io import load_image
@@ -87,12 +95,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         noise_mix=args.noise_mix,
         capture_layers=parse_layers(args.capture_layers, "--capture-layers"),
+        output_mode=args.output,
+        edit_region=EditRegion(scale=args.region_scale, keep_blend=not args.no_keep_blend),
     )
     if not request.points:
         warnings.append("no lesion points: GBCA adds no bias (the text named nothing localisable)")
     engine = load_engine(args.engine)
     result = engine.generate(request, progress=_print_progress)
-    out = write_outputs(result, Path(args.out), dicom=args.dicom, warnings=warnings)
+    out = write_outputs(result, image, Path(args.out), dicom=args.dicom, warnings=warnings)
     print(json.dumps({"out": str(out), "engine": result.engine, "warnings": warnings}))
     return 0
 

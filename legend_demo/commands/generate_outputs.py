@@ -1,4 +1,10 @@
-"""Write a GenerationResult to a folder: followup.png (SYNTHETIC), prior.png, attention maps, report.json."""
+"""Write a GenerationResult to a folder, every synthetic image labelled below its pixels:
+
+followup.png (the film: the prior with the change composited in, at its own resolution and bit depth),
+followup.dcm (with --dicom: Secondary Capture keeping the prior's columns, spacing, depth and window),
+model_view.png (the engine's raw edit row at the model view), prior.png and prior_overlay.png (the model's view of
+the input and its Gaussian prior), attention maps (PNG + .npy) and report.json.
+"""
 from __future__ import annotations
 
 import json
@@ -7,17 +13,21 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.base import GenerationResult
-from ..export import save_synthetic_dicom, save_synthetic_png
+from ..export import save_film_dicom, save_film_png, save_synthetic_png
 from ..overlay import heat_overlay, to_uint8
 
 
-def write_outputs(result: GenerationResult, out: Path, *, dicom: bool = False, warnings: list[str] | None = None) -> Path:
+def write_outputs(result: GenerationResult, prior, out: Path, *, dicom: bool = False,
+                  warnings: list[str] | None = None) -> Path:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
-    save_synthetic_png(result.followup, out / "followup.png", engine=result.engine, checkpoint=result.checkpoint)
+    label = {"engine": result.engine, "checkpoint": result.checkpoint}
+    mode = f"output: {result.film.mode}"
+    save_film_png(result.film, prior, out / "followup.png", extra_lines=[mode], **label)
     if dicom:
-        save_synthetic_dicom(result.followup, out / "followup.dcm", engine=result.engine, checkpoint=result.checkpoint)
+        save_film_dicom(result.film, prior, out / "followup.dcm", **label)
+    save_synthetic_png(result.followup, out / "model_view.png", extra_lines=["model view (raw engine output)"], **label)
     Image.fromarray(to_uint8(result.prior_image), mode="L").save(out / "prior.png")
     Image.fromarray(heat_overlay(result.prior_image, result.prior_map)).save(out / "prior_overlay.png")
     for layer in result.layers:

@@ -172,6 +172,11 @@ class Engine(ABC):
     def default_vital_layers(self) -> tuple[int, ...]:
         """Layers that get K/V injection and the Gaussian bias by default."""
 
+    @property
+    @abstractmethod
+    def token_grid(self) -> tuple[int, int]:
+        """(h, w) token grid of the model view (where the Gaussian prior and attention maps live)."""
+
     def generate(
         self,
         request: GenerationRequest,

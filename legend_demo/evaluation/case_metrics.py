@@ -1,10 +1,14 @@
-"""Per-case quality metrics of one generated follow-up, in the model's square pixels (issue 5 §4, thesis table 5.2).
+"""Per-case quality metrics of one generated follow-up (issue 10 "Measure", like thesis table 5.2).
 
-- recon_psnr: PSNR(source_reconstruction, prior_image) — how well the inverted source path rebuilds the input.
+On the follow-up the user gets (the film, at the reference's own resolution):
 - psnr_out / ssim_out: follow-up vs reference OUTSIDE the lesion mask dilated by a disk of radius
-  max(1, round(side/64)) px (4 px at 256², 1 px at 64²), and outside any padding the square frame added.
+  max(1, round(min(H, W)/64)) px (4 px at 256²).
 - lesion_change: mean(follow-up − reference) inside the exact (undilated) mask.
 - lesion_fidelity: lesion_change × expected sign of the described change (None for "unchanged").
+On the engine's model view (no compositing, so inversion or reconstruction error cannot leak in):
+- recon_psnr: PSNR(source row, the prior's model view) — how well the source row rebuilds the input.
+- row_fidelity: mean(edit row − source row) inside the framed mask × expected sign.
+- tiling: block-edge / interior gradient ratio of the edit row at the token period (1 = no token blocks).
 - attn_iou / cbi / ear: means over the captured (vital) layers; attn_iou ignores layers that have none.
 """
 from __future__ import annotations
@@ -68,9 +72,43 @@ def image_quality(followup: np.ndarray, reference: np.ndarray, frame: SquareFram
     }
 
 
-def result_metrics(result: GenerationResult, reference: np.ndarray, mask: np.ndarray, sign: int) -> dict:
+def film_quality(followup: np.ndarray, reference: np.ndarray, mask: np.ndarray, sign: int) -> dict[str, float | None]:
+    """Edit locality and lesion fidelity of a follow-up film (H, W) against the reference at its own resolution."""
+    if followup.shape != reference.shape or mask.shape != reference.shape:
+        raise ValueError(f"follow-up {followup.shape}, reference {reference.shape} and mask {mask.shape} differ")
+    grown = ndimage.binary_dilation(mask, structure=_disk(dilation_radius(min(reference.shape))))
+    change = float((followup - reference)[mask].mean()) if mask.any() else None
+    return {
+        "psnr_out": finite_or_none(psnr(followup, reference, ~grown)),
+        "ssim_out": ssim(followup, reference, ~grown),
+        "lesion_change": change,
+        "lesion_fidelity": None if change is None or sign == 0 else sign * change,
+    }
+
+
+def tiling_ratio(image: np.ndarray, period: int) -> float:
+    """Mean |gradient| across token borders (every `period` px) over the mean |gradient| inside tokens; 1 = no blocks."""
+    image = np.asarray(image, dtype=np.float64)
+    gx, gy = np.abs(np.diff(image, axis=1)), np.abs(np.diff(image, axis=0))  # (H, W−1), (H−1, W)
+    border_x = (np.arange(gx.shape[1]) + 1) % period == 0
+    border_y = (np.arange(gy.shape[0]) + 1) % period == 0
+    borders = np.concatenate([gx[:, border_x].ravel(), gy[border_y].ravel()])
+    inside = np.concatenate([gx[:, ~border_x].ravel(), gy[~border_y].ravel()])
+    return float(borders.mean() / max(inside.mean(), 1e-12))
+
+
+def token_period(result: GenerationResult, grid: tuple[int, int]) -> int:
+    return result.frame.side // grid[0]
+
+
+def result_metrics(result: GenerationResult, reference: np.ndarray, mask: np.ndarray, sign: int,
+                   grid: tuple[int, int]) -> dict:
     """Every per-case metric of one engine result (see the module docstring)."""
-    row = {"recon_psnr": finite_or_none(psnr(result.source_reconstruction, result.prior_image))}
-    row.update(image_quality(result.followup, reference, result.frame, mask, sign))
+    lesion = framed_mask(result.frame, mask)
+    row_change = float((result.followup - result.source_reconstruction)[lesion].mean()) if lesion.any() else None
+    row = {"recon_psnr": finite_or_none(psnr(result.source_reconstruction, result.prior_image)),
+           "row_fidelity": None if row_change is None or sign == 0 else sign * row_change,
+           "tiling": tiling_ratio(result.followup, token_period(result, grid))}
+    row.update(film_quality(result.film.display, reference, mask, sign))
     row.update({key: _layer_mean(result, key) for key in ("attn_iou", "cbi", "ear")})
     return row

@@ -32,6 +32,7 @@ class EvalCase:
     change_type: str
     direction: str
     points: list[LesionPoint]
+    change: dict | None = None  # the record's "change" object (type, side, lobe, direction, ...)
 
     @property
     def sign(self) -> int:
@@ -93,7 +94,7 @@ def load_case(folder: Path, record: dict) -> EvalCase:
     change = record["change"]
     case = EvalCase(cid, reference, follow_up, mask, str(record["progression-description"]),
                     str(record.get("source-description") or ""), str(change["type"]), str(change["direction"]),
-                    as_points(record["lesion_points"]))
+                    as_points(record["lesion_points"]), dict(change))
     case.sign  # noqa: B018 — validate type/direction now, not after minutes of generation
     return case
 

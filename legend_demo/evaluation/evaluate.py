@@ -1,7 +1,10 @@
 """Held-out evaluation like thesis table 5.2: full method vs GBCA off (s = 0) vs no vital-layer injection.
 
-Every case runs three times with its exact lesion points and the same seed; the real rendered follow-up is
-scored with the same image metrics as a reference row ("data"). Metric definitions: case_metrics.py.
+Every case runs three times with its exact lesion points and the same seed, plus two paired probes of the full
+method for cases with a change (probes.py): the points mirrored left–right, and the text's direction reversed.
+The product's output is scored (the film: the change composited onto the reference), and the engine's rows at
+the model view (edit − source, tiling). The real rendered follow-up is scored with the same image metrics as a
+reference row ("data"). Metric definitions: case_metrics.py; checks: summary.py.
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..engines.base import Engine, GenerationRequest
-from .case_metrics import dilation_radius, image_quality, result_metrics
+from .case_metrics import dilation_radius, film_quality, result_metrics, tiling_ratio
 from .cases import EvalCase, load_cases
-from .summary import aggregate, check_lines, gbca_checks, markdown_table
+from .probes import mirrored_points, opposite_text
+from .summary import aggregate, check_lines, gbca_checks, markdown_table, method_checks
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ CONFIGURATIONS = (
     Configuration("no_inject", "no injection", None, False),
 )
 DATA_ROW = Configuration("data", "real follow-up (data, no model)", None, False)
+MIRRORED = Configuration("mirrored", "full method, points mirrored (probe)", None, True)
+OPPOSITE = Configuration("opposite", "full method, opposite direction in the text (probe)", None, True)
 
 
 def configurations(full_strength: float | None = None) -> tuple[Configuration, ...]:
@@ -49,9 +55,14 @@ def configurations(full_strength: float | None = None) -> tuple[Configuration, .
 
 
 def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int) -> GenerationRequest:
-    return GenerationRequest(image=case.reference, progression_text=case.progression_text,
-                             source_text=case.source_text, points=case.points, bias_strength=config.bias_strength,
-                             inject=config.inject, steps=steps, seed=seed)
+    text, points = case.progression_text, case.points
+    if config.key == "mirrored":
+        points = mirrored_points(points, case.reference.shape[1])
+    if config.key == "opposite":
+        text = opposite_text(case.change or {"type": case.change_type, "direction": case.direction})
+    return GenerationRequest(image=case.reference, progression_text=text, source_text=case.source_text,
+                             points=points, bias_strength=config.bias_strength, inject=config.inject, steps=steps,
+                             seed=seed)
 
 
 def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | None) -> dict:
@@ -61,18 +72,20 @@ def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | 
 
 
 def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
-                  configs: tuple[Configuration, ...] = CONFIGURATIONS) -> list[dict]:
-    """The three configurations' rows plus the real follow-up's row for one case."""
+                  configs: tuple[Configuration, ...] = CONFIGURATIONS, probes: bool = True) -> list[dict]:
+    """The configurations' rows, the probes' rows (cases with a change) and the real follow-up's row for one case."""
     rows, frame = [], None
-    for config in configs:
+    runs = configs + ((MIRRORED, OPPOSITE) if probes and case.sign != 0 else ())
+    for config in runs:
         start = time.perf_counter()
         result = engine.generate(_request(case, config, steps, seed))
         frame = result.frame
-        metrics = result_metrics(result, case.reference, case.mask, case.sign)
+        metrics = result_metrics(result, case.reference, case.mask, case.sign, engine.token_grid)
         rows.append(_row(case, config, metrics, round(time.perf_counter() - start, 3)))
-    real = image_quality(frame.apply(case.follow_up), case.reference, frame, case.mask, case.sign)
-    blank = {"recon_psnr": None, "attn_iou": None, "cbi": None, "ear": None}
-    rows.append(_row(case, DATA_ROW, {**blank, **real}, None))
+    real = film_quality(case.follow_up, case.reference, case.mask, case.sign)
+    period = frame.side // engine.token_grid[0]
+    blank = {"recon_psnr": None, "row_fidelity": None, "attn_iou": None, "cbi": None, "ear": None}
+    rows.append(_row(case, DATA_ROW, {**blank, **real, "tiling": tiling_ratio(frame.apply(case.follow_up), period)}, None))
     return rows
 
 
@@ -89,13 +102,14 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
         rows.extend(evaluate_case(engine, case, steps, seed, configs_used))
         log(f"evaluate: {i}/{len(cases)} {case.case_id} ({case.change_type}, {case.direction}) "
             f"{time.perf_counter() - start:.1f} s")
-    configs = [c.key for c in (*configs_used, DATA_ROW)]
+    shown = (*configs_used, MIRRORED, OPPOSITE, DATA_ROW)
+    configs = [c.key for c in shown]
     aggregates = aggregate(rows, configs)
-    checks = gbca_checks(rows, "full", "gbca_off")
-    labels = {c.key: c.label for c in (*configs_used, DATA_ROW)}
+    checks = gbca_checks(rows, "full", "gbca_off") + method_checks(rows, aggregates)
+    labels = {c.key: c.label for c in shown}
     return {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
             "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
             "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
-            "configurations": [vars(c) for c in (*configs_used, DATA_ROW)], "rows": rows,
+            "configurations": [vars(c) for c in shown], "rows": rows,
             "aggregates": aggregates, "checks": checks,
             "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks)}

@@ -1,4 +1,4 @@
-"""Aggregate per-case rows: mean ± 95 % CI per configuration, the issue-5 GBCA checks, and a markdown table."""
+"""Aggregate per-case rows: mean ± 95 % CI per configuration, the GBCA and method checks, and a markdown table."""
 from __future__ import annotations
 
 import math
@@ -6,12 +6,17 @@ import math
 import numpy as np
 from scipy import stats
 
-METRICS = ("recon_psnr", "psnr_out", "ssim_out", "lesion_fidelity", "unchanged_change", "attn_iou", "cbi", "ear")
+METRICS = ("recon_psnr", "psnr_out", "ssim_out", "lesion_fidelity", "row_fidelity", "unchanged_change", "tiling",
+           "attn_iou", "cbi", "ear")
 HEADERS = {"recon_psnr": "src recon PSNR (dB)↑", "psnr_out": "PSNR out (dB)↑", "ssim_out": "SSIM out↑",
-           "lesion_fidelity": "lesion fidelity↑", "unchanged_change": "Δ unchanged (≈0)", "attn_iou": "Attn-IoU↑",
+           "lesion_fidelity": "lesion fidelity↑", "row_fidelity": "edit − source fidelity↑",
+           "unchanged_change": "Δ unchanged (≈0)", "tiling": "tiling (≈1)", "attn_iou": "Attn-IoU↑",
            "cbi": "CBI↓", "ear": "EAR↓"}
 DIGITS = {"recon_psnr": 2, "psnr_out": 2, "ssim_out": 4}
 MAX_PSNR_LOSS_DB = 1.0
+MIN_LESION_FIDELITY = 0.045  # issue 10: half the real follow-ups' 0.090
+MIN_PSNR_OUT_DB = 30.0
+MAX_TILING = 1.15  # real renders: 0.98–1.13
 
 
 def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
@@ -28,8 +33,8 @@ def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
 def _metric_values(rows: list[dict], metric: str) -> list[float | None]:
     if metric == "unchanged_change":
         return [r["lesion_change"] for r in rows if r["sign"] == 0]
-    if metric == "lesion_fidelity":
-        return [r["lesion_fidelity"] for r in rows if r["sign"] != 0]
+    if metric in ("lesion_fidelity", "row_fidelity"):
+        return [r.get(metric) for r in rows if r["sign"] != 0]
     return [r.get(metric) for r in rows]
 
 
@@ -50,7 +55,40 @@ def paired_difference(rows: list[dict], metric: str, better: str, worse: str) ->
 
 def _rows_with(rows: list[dict], metric: str) -> list[dict]:
     rows = [r for r in rows if r.get(metric) is not None]
-    return [r for r in rows if r["sign"] != 0] if metric == "lesion_fidelity" else rows
+    return [r for r in rows if r["sign"] != 0] if metric in ("lesion_fidelity", "row_fidelity") else rows
+
+
+def method_checks(rows: list[dict], aggregates: dict[str, dict[str, dict]]) -> list[dict]:
+    """Issue 10: the change follows the points and the text, is large enough, local, and not tiled."""
+    checks = []
+    for other, label in (("mirrored", "the change follows the points: true − mirrored points"),
+                         ("opposite", "the change follows the text's direction: described − opposite direction")):
+        diff = paired_difference(rows, "lesion_fidelity", "full", other)
+        checks.append(_check(label, "lesion_fidelity", 0.0, diff, "full", other))
+    full = aggregates.get("full", {})
+    for metric, label, threshold, above in (
+        ("lesion_fidelity", f"lesion fidelity ≥ {MIN_LESION_FIDELITY:g}", MIN_LESION_FIDELITY, True),
+        ("psnr_out", f"PSNR outside the dilated mask ≥ {MIN_PSNR_OUT_DB:g} dB", MIN_PSNR_OUT_DB, True),
+        ("tiling", f"no token blocks: tiling ≤ {MAX_TILING:g}", MAX_TILING, False),
+    ):
+        stat = full.get(metric, {"mean": None, "ci95": None, "n": 0})
+        checks.append(_level_check(label, metric, threshold, stat, above))
+    return checks
+
+
+def _check(label: str, metric: str, threshold: float, diff: dict, better: str, worse: str) -> dict:
+    ok = diff["mean"] is not None and diff["mean"] > threshold
+    significant = diff["ci95"] is not None and diff["mean"] - diff["ci95"] > threshold
+    return {"criterion": label, "metric": metric, "threshold": threshold, "difference": diff, "pair": [better, worse],
+            "pass": bool(ok), "ci_clears_threshold": bool(significant)}
+
+
+def _level_check(label: str, metric: str, threshold: float, stat: dict, above: bool) -> dict:
+    mean, half = stat["mean"], stat["ci95"] or 0.0
+    ok = mean is not None and (mean >= threshold if above else mean <= threshold)
+    clears = mean is not None and (mean - half >= threshold if above else mean + half <= threshold)
+    return {"criterion": label, "metric": metric, "threshold": threshold, "level": stat, "pass": bool(ok),
+            "ci_clears_threshold": bool(clears)}
 
 
 def gbca_checks(rows: list[dict], full: str, off: str) -> list[dict]:
@@ -90,12 +128,17 @@ def check_lines(checks: list[dict]) -> list[str]:
     """'PASS/FAIL criterion: full − off = m ± h (n cases)' per check."""
     lines = []
     for c in checks:
-        d = c["difference"]
+        d = c.get("difference") or c["level"]
         if d["mean"] is None:
-            numbers = "no paired values"
+            numbers = "no values"
         else:
             ci = "" if d["ci95"] is None else f" ± {d['ci95']:.4f}"
-            numbers = f"full − (s = 0) = {d['mean']:+.4f}{ci} over {d['n']} cases"
+            if "difference" in c:
+                better, worse = c.get("pair", ["full", "gbca_off"])
+                names = {"gbca_off": "(s = 0)"}
+                numbers = f"{better} − {names.get(worse, worse)} = {d['mean']:+.4f}{ci} over {d['n']} cases"
+            else:
+                numbers = f"full = {d['mean']:.4f}{ci} over {d['n']} cases"
             numbers += "" if c["ci_clears_threshold"] else "; the 95 % CI does not clear the threshold"
         lines.append(f"{'PASS' if c['pass'] else 'FAIL'} {c['criterion']}: {numbers}")
     return lines

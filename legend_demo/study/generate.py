@@ -1,4 +1,9 @@
-"""Filling in a manifest's missing candidates with a generation engine (saved marked SYNTHETIC)."""
+"""Filling in a manifest's missing candidates with a generation engine (saved marked SYNTHETIC).
+
+Each candidate is made as the app makes one: the rules grounder places the lesion points from the case's text,
+the engine draws the change, and the change is composited onto the prior film at its own resolution
+(legend_demo/composite.py), saved as a PNG with the SYNTHETIC band below the film.
+"""
 from __future__ import annotations
 
 import re
@@ -8,7 +13,8 @@ from typing import Callable
 
 from ..engines.base import GenerationRequest
 from ..engines.registry import load_engine
-from ..export import save_synthetic_png
+from ..export import save_film_png
+from ..grounding import predict_points
 from ..image_io import load_image
 from .manifest import CaseSpec, Manifest, resolve_inside
 
@@ -48,5 +54,6 @@ def generate_missing(
 
 def _generate_one(engine, root: Path, case: CaseSpec, rel: str, seed: int) -> None:
     prior = load_image(str(resolve_inside(root, case.prior)))
-    result = engine.generate(GenerationRequest(image=prior, progression_text=case.text, seed=seed))
-    save_synthetic_png(result.followup, root / rel, engine=result.engine, checkpoint=result.checkpoint)
+    points = predict_points(prior, case.text)
+    result = engine.generate(GenerationRequest(image=prior, progression_text=case.text, points=points, seed=seed))
+    save_film_png(result.film, prior, root / rel, engine=result.engine, checkpoint=result.checkpoint)

@@ -7,6 +7,8 @@ from typing import Any
 import gradio as gr
 
 from ..grounding import ground
+from ..composite import OUTPUT_MODES
+from ..edit_region import EditRegion
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..points import as_points, check_inside, real_number, whole_number
 from .config import AppConfig
@@ -54,6 +56,17 @@ def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, n
             "steps": steps or None, "num_samples": num_samples, "compare_off": compare_gbca_off}
 
 
+def check_output_options(output_mode: Any, region_scale: Any, keep_blend: Any) -> dict[str, Any]:
+    """How the follow-up becomes a film: 'composite' or 'model-view', the edit region's size, keep-region blending."""
+    if output_mode not in OUTPUT_MODES:
+        raise ValueError(f"output_mode={output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
+    if not isinstance(keep_blend, bool):
+        raise ValueError(f"keep_blend must be true or false, got {type(keep_blend).__name__} {keep_blend!r}")
+    scale = real_number("region_scale", region_scale)
+    EditRegion(scale=scale, keep_blend=keep_blend).check()
+    return {"output_mode": output_mode, "region_scale": scale, "keep_blend": keep_blend}
+
+
 def make_api(config: AppConfig):
     """The two endpoint functions, bound to this app's upload limits."""
 
@@ -67,9 +80,11 @@ def make_api(config: AppConfig):
     def api_generate(
         image, text: str, points: Any = None, sigma_ratio: float = 0.10, bias_strength: float = -1.0,
         seed: float = 0, steps: float = 0, num_samples: float = 1, compare_gbca_off: bool = False,
-        source_text: str = "", engine: str = "", layers: str = "",
+        source_text: str = "", engine: str = "", layers: str = "", output_mode: str = "composite",
+        region_scale: float = 1.0, keep_blend: bool = True,
     ):
-        """Image + text (+ options) → (SYNTHETIC follow-up PNG, report JSON, [PNG, DICOM, report] files)."""
+        """Image + text (+ options) → (SYNTHETIC follow-up film PNG, report JSON, [film PNG, DICOM, model view PNG, …,
+        report] files); every image is labelled SYNTHETIC in a band below its pixels."""
         loaded = load_upload(image, config)
         raw = parse_points(points)
         if raw is None:
@@ -81,10 +96,10 @@ def make_api(config: AppConfig):
         params = GenerateParams(
             text=text or "", points=found, source_text=source_text or "", capture_layers=parse_layers(layers),
             engine=engine or config.engine or None,  # '' = the engine this app was started with
-            **options,
+            **options, **check_output_options(output_mode, region_scale, keep_blend),
         )
-        bundle = run_generation(loaded.array, params)
-        files, report = write_downloads(bundle, params)
+        bundle = run_generation(loaded, params)
+        files, report = write_downloads(bundle, params, loaded)
         return files[0], report, files
 
     return api_ground, api_generate
@@ -109,13 +124,17 @@ def add_api_endpoints(config: AppConfig, default_engine: str | None) -> None:
         source = gr.Textbox(value="", label="source_text")
         engine = gr.Textbox(value=default_engine or "", label="engine ('' = default)")
         layers = gr.Textbox(value="", label="layers ('' = vital layers)")
-        followup = gr.Image(type="filepath", label="SYNTHETIC follow-up")
+        output_mode = gr.Textbox(value="composite", label="output_mode ('composite' or 'model-view')")
+        region_scale = gr.Number(value=1.0, label="region_scale (0.25–4 × σ)")
+        keep_blend = gr.Checkbox(value=True, label="keep_blend")
+        followup = gr.File(label="SYNTHETIC follow-up film (PNG, labelled below the film)")
         report = gr.JSON(label="report")
         files = gr.File(file_count="multiple", label="files")
         generate_btn = gr.Button("generate")
     ground_btn.click(api_ground, [image, text, grounder], points_out, api_name="ground",
                      concurrency_id="gpu", concurrency_limit=1)
     generate_btn.click(
-        api_generate, [image, text, points, sigma, bias, seed, steps, samples, compare, source, engine, layers],
+        api_generate, [image, text, points, sigma, bias, seed, steps, samples, compare, source, engine, layers,
+                       output_mode, region_scale, keep_blend],
         [followup, report, files], api_name="generate", concurrency_id="gpu", concurrency_limit=1,
     )

@@ -10,8 +10,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..composite import OutputMode
+from ..edit_region import EditRegion
 from ..engines.base import Engine, GenerationCancelled, GenerationRequest, GenerationResult
 from ..engines.registry import load_engine
+from ..image_io import LoadedImage
 from ..points import LesionPoint
 from .gpu import gpu_task
 
@@ -38,6 +41,9 @@ class GenerateParams:
     capture_layers: tuple[int, ...] | None = None  # None: the engine's vital layers
     engine: str | None = None
     noise_mix: float | None = None  # None: 0 for one sample, SAMPLE_NOISE_MIX for K > 1
+    output_mode: OutputMode = "composite"  # the change on the film, or the raw model view upsampled
+    region_scale: float = 1.0  # edit region size × the Gaussian prior's σ
+    keep_blend: bool = True  # keep-region blending in the sampler
 
     @property
     def effective_noise_mix(self) -> float:
@@ -61,9 +67,6 @@ class GenerationBundle:
     @property
     def main(self) -> GenerationResult:
         return self.samples[0]
-
-    def mean(self) -> np.ndarray:
-        return np.mean([r.followup for r in self.samples], axis=0).astype(np.float32)  # (S, S)
 
 
 class CancelBoard:
@@ -91,12 +94,13 @@ class CancelBoard:
             self._events.pop(session, None)
 
 
-def build_requests(image: np.ndarray, params: GenerateParams) -> list[GenerationRequest]:
+def build_requests(image: LoadedImage, params: GenerateParams) -> list[GenerationRequest]:
     """K requests (seeds seed..seed+K-1), then the GBCA-off twin of the first when asked."""
     base = GenerationRequest(
         image=image, progression_text=params.text, source_text=params.source_text, points=params.points,
         sigma_ratio=params.sigma_ratio, bias_strength=params.bias_strength, steps=params.steps,
         seed=params.seed, capture_layers=params.capture_layers, noise_mix=params.effective_noise_mix,
+        output_mode=params.output_mode, edit_region=EditRegion(scale=params.region_scale, keep_blend=params.keep_blend),
     )
     requests = [replace(base, seed=params.seed + k) for k in range(params.num_samples)]
     if params.compare_off:
@@ -106,7 +110,7 @@ def build_requests(image: np.ndarray, params: GenerateParams) -> list[Generation
 
 @gpu_task(duration=GPU_SECONDS)
 def run_generation(
-    image: np.ndarray, params: GenerateParams, report: Reporter | None = None, cancel: threading.Event | None = None,
+    image: LoadedImage, params: GenerateParams, report: Reporter | None = None, cancel: threading.Event | None = None,
 ) -> GenerationBundle:
     """Run every request of `params` on the chosen engine; raises GenerationCancelled when `cancel` is set."""
     params.check()

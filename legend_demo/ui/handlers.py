@@ -21,7 +21,11 @@ from ..layer_spec import parse_layers
 from .examples import example_files
 from .generation import CancelBoard, GenerateParams, GenerationBundle, run_generation
 from .point_editor import editor_points, editor_value, with_overlay
-from .visuals import TABLE_HEADERS, difference_map, for_display, gray_rgb, heatmap_over, metrics_figure, metrics_rows, std_map
+from ..export import SYNTHETIC_LABEL
+from .visuals import (
+    TABLE_HEADERS, difference_map, film_view, for_display, gray_rgb, heatmap_over, labelled, metrics_figure,
+    metrics_rows, shrink, std_map,
+)
 
 CANCELS = CancelBoard()
 
@@ -59,7 +63,7 @@ def on_example_select(evt: gr.SelectData):
 
 
 @friendly
-def on_ground(image: LoadedImage | None, text: str, grounder: str, sigma_ratio: float):
+def on_ground(image: LoadedImage | None, text: str, grounder: str, sigma_ratio: float, region_scale: float = 1.0):
     """Run the grounder → (editor value with points, points JSON); its fallbacks become gr.Warning toasts."""
     if image is None:
         raise gr.Error("Upload a radiograph or pick a synthetic example first.")
@@ -68,26 +72,26 @@ def on_ground(image: LoadedImage | None, text: str, grounder: str, sigma_ratio: 
     result = ground(image, text, grounder)
     for message in result.warnings:
         gr.Warning(message)
-    value = editor_value(image.array, result.points, sigma_ratio)
+    value = editor_value(image.array, result.points, sigma_ratio, region_scale)
     return value, points_json(value)
 
 
 @friendly
-def on_points_edited(value: Any, sigma_ratio: float):
+def on_points_edited(value: Any, sigma_ratio: float, region_scale: float = 1.0):
     """Browser moved/added/deleted a point → (overlay refreshed when it changed, points JSON)."""
     if not isinstance(value, dict) or not value.get("image"):
         return gr.skip(), "[]"
-    updated = with_overlay(value, sigma_ratio)
+    updated = with_overlay(value, sigma_ratio, region_scale)
     same = updated["overlay"] == value.get("overlay") and updated["points"] == value.get("points")
     return (gr.skip() if same else updated), points_json(updated)
 
 
 @friendly
-def on_sigma(value: Any, sigma_ratio: float):
-    """Sigma slider moved → editor value with the new prior overlay."""
+def on_sigma(value: Any, sigma_ratio: float, region_scale: float = 1.0):
+    """Sigma or edit-region slider moved → editor value with the new prior overlay and region outline."""
     if not isinstance(value, dict) or not value.get("image"):
         return gr.skip()
-    return with_overlay(value, sigma_ratio)
+    return with_overlay(value, sigma_ratio, region_scale)
 
 
 def on_cancel(request: gr.Request):
@@ -99,7 +103,8 @@ def on_cancel(request: gr.Request):
 def on_generate(
     image: LoadedImage | None, editor: Any, text: str, source_text: str, engine: str | None,
     sigma_ratio: float, use_trained: bool, bias_strength: float, steps: float, seed: float,
-    num_samples: float, compare_off: bool, layers: str, request: gr.Request, progress=gr.Progress(),
+    num_samples: float, compare_off: bool, layers: str, output_mode: str, region_scale: float, keep_blend: bool,
+    request: gr.Request, progress=gr.Progress(),
 ):
     """Generate → status, slider, difference, prior overlay, samples, attention maps, plot, table, JSON, files."""
     if image is None:
@@ -109,6 +114,7 @@ def on_generate(
         sigma_ratio=float(sigma_ratio), bias_strength=None if use_trained else float(bias_strength),
         steps=int(steps) or None, seed=int(seed), num_samples=int(num_samples), compare_off=bool(compare_off),
         capture_layers=parse_layers(layers), engine=engine or None,
+        output_mode=output_mode, region_scale=float(region_scale), keep_blend=bool(keep_blend),
     )
     if not params.points:
         gr.Warning("No lesion points: the Gaussian bias is off for this run (press Find lesions or click the image).")
@@ -117,28 +123,43 @@ def on_generate(
     started = time.perf_counter()
     try:
         progress(0.0, desc="loading the model")
-        bundle = run_generation(image.array, params, lambda f, d: progress(f, desc=d), cancel)
+        bundle = run_generation(image, params, lambda f, d: progress(f, desc=d), cancel)
     finally:
         CANCELS.finish(session)
-    files, report = write_downloads(bundle, params)
-    return render_bundle(bundle, params, time.perf_counter() - started) + (report, files)
+    files, report = write_downloads(bundle, params, image)
+    return render_bundle(bundle, params, image, time.perf_counter() - started) + (report, files)
 
 
-def render_bundle(bundle: GenerationBundle, params: GenerateParams, seconds: float) -> tuple:
+def render_bundle(bundle: GenerationBundle, params: GenerateParams, image: LoadedImage, seconds: float) -> tuple:
     """The display outputs of one click (everything but the report JSON and the files)."""
     main = bundle.main
     before = main.prior_image
     off_layers = bundle.off.layers if bundle.off else []
     return (
         status_text(bundle, params, seconds),
-        (for_display(gray_rgb(before)), for_display(gray_rgb(main.followup))),
-        for_display(difference_map(before, main.followup)),
+        film_pair(image.array, main.film.display, synthetic_lines(main)),
+        labelled(difference_map(shrink(image.array), shrink(main.film.display)),
+                 ["difference: SYNTHETIC follow-up - prior (red brighter, blue darker)"]),
         for_display(heatmap_over(before, main.prior_map)),
+        labelled(for_display(gray_rgb(main.followup)), [SYNTHETIC_LABEL, "model view: raw engine output"]),
         sample_gallery(bundle),
         attention_gallery(before, main.layers, off_layers),
         metrics_figure(main.layers, off_layers) if main.layers else None,
         gr.Dataframe(value=metrics_rows(main.layers, off_layers), headers=TABLE_HEADERS),
     )
+
+
+def synthetic_lines(result) -> list[str]:
+    return [SYNTHETIC_LABEL, f"engine: {result.engine} | output: {result.film.mode}"]
+
+
+def film_pair(prior01: np.ndarray, followup01: np.ndarray, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Prior and follow-up films for the slider: same size, each with its band (equal heights) below."""
+    synthetic = film_view(followup01, lines)
+    original = film_view(prior01, ["PRIOR: the uploaded film (not generated)"])
+    rows = max(synthetic.shape[0], original.shape[0])
+    pad = lambda rgb: np.pad(rgb, ((0, rows - rgb.shape[0]), (0, 0), (0, 0)), constant_values=13)  # noqa: E731
+    return pad(original), pad(synthetic)
 
 
 def status_text(bundle: GenerationBundle, params: GenerateParams, seconds: float) -> str:
@@ -153,13 +174,17 @@ def status_text(bundle: GenerationBundle, params: GenerateParams, seconds: float
 
 
 def sample_gallery(bundle: GenerationBundle) -> list[tuple[np.ndarray, str]]:
-    """Each follow-up, their mean and the per-pixel std map (K > 1); the single follow-up otherwise."""
-    items = [(gray_rgb(r.followup), f"SYNTHETIC · seed {s}") for s, r in zip(bundle.seeds, bundle.samples)]
-    if len(bundle.samples) > 1:
-        items.append((gray_rgb(bundle.mean()), f"SYNTHETIC · mean of {len(bundle.samples)}"))
-        items.append((std_map([r.followup for r in bundle.samples]), "per-pixel std (bright = model unsure)"))
+    """Each follow-up film, their mean and the per-pixel std map (K > 1); every picture labelled below its pixels."""
+    films = [shrink(r.film.display) for r in bundle.samples]  # display resolution: K full films would be heavy
+    items = [(film_view(f, [SYNTHETIC_LABEL, f"seed {s}"]), f"SYNTHETIC · seed {s}") for s, f in zip(bundle.seeds, films)]
+    if len(films) > 1:
+        mean = np.mean(films, axis=0).astype(np.float32)
+        items.append((film_view(mean, [SYNTHETIC_LABEL, f"mean of {len(films)}"]), f"SYNTHETIC · mean of {len(films)}"))
+        items.append((labelled(std_map(films), [f"per-pixel std of {len(films)} SYNTHETIC samples"]),
+                      "per-pixel std (bright = model unsure)"))
     if bundle.off is not None:
-        items.append((gray_rgb(bundle.off.followup), f"SYNTHETIC · GBCA off · seed {bundle.seeds[0]}"))
+        off = film_view(bundle.off.film.display, [SYNTHETIC_LABEL, f"GBCA off, seed {bundle.seeds[0]}"])
+        items.append((off, f"SYNTHETIC · GBCA off · seed {bundle.seeds[0]}"))
     return items
 
 

@@ -20,6 +20,8 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from ..composite import film_sigma_px
+from ..edit_region import region_weights
 from ..geometry import FrameMode, SquareFrame
 from ..points import LesionPoint, as_points, check_inside, whole_number
 from ..prior import gaussian_prior
@@ -156,26 +158,46 @@ class PointEditor(gr.HTML):
 
 
 def editor_value(
-    array: np.ndarray, points: Iterable, sigma_ratio: float, *, frame_mode: FrameMode = "pad",
-    grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
+    array: np.ndarray, points: Iterable, sigma_ratio: float, region_scale: float = 1.0, *,
+    frame_mode: FrameMode = "pad", grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
     """The editor's value for an (H, W) [0, 1] image, its points (original pixels) and the prior overlay."""
     height, width = array.shape
     value = {"image": png_data_url(_fit(array, DISPLAY_MAX_SIDE)), "width": width, "height": height,
              "points": [_point_dict(p) for p in as_points(points)], "overlay": ""}
-    return with_overlay(value, sigma_ratio, frame_mode=frame_mode, grid=grid, model_side=model_side)
+    return with_overlay(value, sigma_ratio, region_scale, frame_mode=frame_mode, grid=grid, model_side=model_side)
 
 
 def with_overlay(
-    value: dict[str, Any], sigma_ratio: float, *, frame_mode: FrameMode = "pad",
+    value: dict[str, Any], sigma_ratio: float, region_scale: float = 1.0, *, frame_mode: FrameMode = "pad",
     grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
-    """A copy of `value` with its overlay recomputed for its points and `sigma_ratio`."""
+    """A copy of `value` with its overlay recomputed: the Gaussian prior for `sigma_ratio` and the edit region's
+    outline (where a composite may differ from the film) for `region_scale`."""
     points = editor_points(value)
     size = (int(value["width"]), int(value["height"]))
-    prior = prior_overlay(points, size, sigma_ratio, frame_mode=frame_mode, grid=grid, model_side=model_side)
-    overlay = png_data_url(heat_rgba(prior)) if points else ""
+    overlay = ""
+    if points:
+        prior = prior_overlay(points, size, sigma_ratio, frame_mode=frame_mode, grid=grid, model_side=model_side)
+        rgba = heat_rgba(prior)
+        outline = region_outline(points, size, sigma_ratio, region_scale, prior.shape, frame_mode)
+        rgba[outline] = (255, 255, 255, 230)
+        overlay = png_data_url(rgba)
     return {**value, "points": [_point_dict(p) for p in points], "overlay": overlay}
+
+
+def region_outline(points: list[LesionPoint], original_size: tuple[int, int], sigma_ratio: float, region_scale: float,
+                   shape: tuple[int, int], frame_mode: FrameMode = "pad") -> np.ndarray:
+    """(h_d, w_d) bool: the edge of the edit region W (its outer limit, dashed) at the overlay's resolution."""
+    width, height = original_size
+    factor = shape[1] / width  # overlay pixels per original pixel
+    frame = SquareFrame.fit(original_size, MODEL_SIDE, frame_mode)
+    scaled = [LesionPoint(p.x * factor, p.y * factor) for p in points]
+    weights = region_weights(scaled, (0, 0, shape[1], shape[0]), film_sigma_px(frame, sigma_ratio) * factor, region_scale)
+    inside = (weights > 0).astype(np.uint8)
+    edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    yy, xx = np.indices(shape)
+    return edge & (((xx + yy) // 4) % 2 == 0)  # dashed
 
 
 def editor_points(value: Any) -> list[LesionPoint]:

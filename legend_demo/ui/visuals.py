@@ -12,6 +12,7 @@ METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), (
 
 
 DISPLAY_MIN_SIDE = 256
+FILM_DISPLAY_MAX_SIDE = 1024  # films are shown at most this large (downloads keep the full resolution)
 
 
 def gray_rgb(image01: np.ndarray) -> np.ndarray:
@@ -25,6 +26,29 @@ def for_display(rgb: np.ndarray, min_side: int = DISPLAY_MIN_SIDE) -> np.ndarray
     height, width = rgb.shape[:2]
     factor = int(np.ceil(min_side / min(height, width)))
     return np.repeat(np.repeat(rgb, factor, axis=0), factor, axis=1) if factor > 1 else rgb
+
+
+def shrink(image: np.ndarray, max_side: int = FILM_DISPLAY_MAX_SIDE) -> np.ndarray:
+    """(H, W[, 3]) → at most max_side on the long side (area averaging); smaller images unchanged."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def labelled(rgb: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """(H, W, 3) uint8 with the label band added below it (never over the image): (H + band, W, 3)."""
+    from ..export import label_band
+
+    band = gray_rgb(label_band(rgb.shape[1], lines))
+    return np.concatenate([rgb, band])
+
+
+def film_view(image01: np.ndarray, lines: Sequence[str]) -> np.ndarray:
+    """A film (or any grayscale image) for the page: shrunk for display, enlarged if tiny, label band below."""
+    return labelled(for_display(gray_rgb(shrink(image01))), lines)
 
 
 def colormap(values01: np.ndarray, cmap: int = cv2.COLORMAP_JET) -> np.ndarray:
@@ -43,10 +67,11 @@ def heatmap_over(image01: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -
     return blend.round().astype(np.uint8)
 
 
-def difference_map(before01: np.ndarray, after01: np.ndarray) -> np.ndarray:
-    """after − before on a symmetric blue (darker) / red (brighter) scale: (S, S, 3) uint8."""
+def difference_map(before01: np.ndarray, after01: np.ndarray, span: float | None = None) -> np.ndarray:
+    """after − before on a symmetric blue (darker) / red (brighter) scale ±span (default: its own max): RGB uint8."""
     diff = after01.astype(np.float32) - before01.astype(np.float32)
-    d = diff / max(float(np.abs(diff).max()), 1e-6)  # (S, S) in [-1, 1]
+    span = float(np.abs(diff).max()) if span is None else span
+    d = np.clip(diff / max(span, 1e-6), -1, 1)  # (H, W) in [-1, 1]
     rgb = np.stack([1 - np.clip(-d, 0, 1), 1 - np.abs(d), 1 - np.clip(d, 0, 1)], axis=-1)  # white = no change
     return (rgb * 255).round().astype(np.uint8)
 
