@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 TermKind = Literal["side", "zone", "finding", "change", "negation", "clause_negation", "landmark", "severity"]
@@ -90,15 +91,18 @@ def _entries() -> list[tuple[str, Term]]:
         r"fibrotic changes?|interstitial markings|interstitial opacities|reticular|collapse|granulomas?|"
         r"calcified granulomas?|cavity|cavitation|cavitary lesion|abscess|infection|aspiration|haziness|"
         r"density|densities|plate-like atelectasis|volume loss|bronchiectasis|adenopathy|lymphadenopathy|"
-        r"hilar enlargement|hilar prominence|calcified lymph nodes?|bulla|bullae|bleb|blebs")
+        r"hilar enlargement|hilar prominence|calcified lymph nodes?|lymph nodes?|bulla|bullae|bleb|blebs|"
+        r"granulomata|calcification|calcifications|calcified nodules?|lucency|lucencies|cyst|cysts")
     add("finding", "lung_bilateral", r"edema|oedema|pulmonary edema|vascular congestion|congestion|"
         r"interstitial edema|pulmonary vascular congestion|emphysema|emphysematous changes?|hyperinflation|"
         r"hyperinflated lungs?|hyperexpanded lungs?|hyperexpansion|copd")
     add("finding", "effusion", r"effusion|effusions|pleural fluid|hydrothorax|blunting|pleural thickening|"
-        r"pleural plaques?|loculated fluid|hemothorax|empyema")
+        r"pleural plaques?|loculated fluid|hemothorax|empyema|blunted|fluid")
     add("finding", "diaphragm", r"elevation|elevated|eventration|flattening|flattened|tenting|"
         r"diaphragmatic paralysis")
     add("finding", "bone", r"fracture|fractures|fractured|lytic lesion|sclerotic lesion|callus")
+    add("finding", "device_other", r"clips?|surgical clips?|foreign body|foreign bodies|suture material|sutures|"
+        r"stimulator|nerve stimulator|staples|surgical staples|coil|coils|stent|stents")
     add("finding", "pneumothorax", r"pneumothorax|pneumothoraces|ptx")
     add("finding", "cardiac", r"cardiomegaly|cardiac silhouette|heart size|cardiac size|heart|"
         r"cardiomediastinal silhouette|pericardial effusion|cardiac enlargement")
@@ -150,7 +154,8 @@ _CASE_SENSITIVE = [  # single-letter side abbreviations only when upper case ("R
 _PATTERNS = [(re.compile(rf"(?<![\w-]){phrase}(?![\w-])", re.IGNORECASE), term) for phrase, term in _entries()]
 
 
-def find_terms(text: str) -> list[Match]:
+@lru_cache(maxsize=4096)
+def find_terms(text: str) -> tuple[Match, ...]:
     """All lexicon terms in `text`, non-overlapping, in order; the longest phrase wins at each position."""
     found: list[Match] = []
     for pattern, term in _PATTERNS + _CASE_SENSITIVE:
@@ -162,4 +167,4 @@ def find_terms(text: str) -> list[Match]:
         if chosen and m.start < chosen[-1].end:
             continue
         chosen.append(m)
-    return chosen
+    return tuple(chosen)

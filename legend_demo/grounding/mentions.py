@@ -9,10 +9,12 @@ previous clause of the same sentence ("… increased, with associated effusion")
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .lexicon import Match, Term, find_terms
 
+SELF_LOCATED_ONLY = ("lung_bilateral", "cardiac", "mediastinal")  # findings that take no place from others
+WEAK_BOTH = ("diffuse", "diffusely", "multifocal", "widespread", "scattered")  # "scattered right basilar …"
 _LEVEL_WORDS = {"middle": "mid zone", "upper": "upper zone", "lower": "lower zone", "retrocardiac": "medial lower zone"}
 _SENTENCE = re.compile(r"(?<!\d)[.;!?\n]+(?!\d)")
 _CLAUSE = re.compile(r",|\b(?:but|while|whereas|however|although)\b", re.IGNORECASE)
@@ -60,6 +62,7 @@ def read_mentions(text: str) -> list[Mention]:
         previous_locations: tuple[Location, ...] = ()
         previous_change: Match | None = None
         landmark = next((m.term.value for m in find_terms(sentence) if m.term.kind == "landmark"), None)
+        sentence_start = len(mentions)
         for clause in _CLAUSE.split(sentence):
             if not clause.strip():
                 continue
@@ -67,11 +70,70 @@ def read_mentions(text: str) -> list[Mention]:
             change = next((m for m in terms if m.term.kind == "change"), None)
             found = _clause_mentions(clause.strip(), terms, change or previous_change, change is None,
                                      previous_locations, landmark)
+            if change is not None and _only_a_change(terms):
+                _attach_trailing_change(mentions, sentence_start, change)  # "Right effusion, increased."
+            elif not found and _only_a_place(terms):
+                _attach_trailing_place(mentions, sentence_start, _locations(terms))  # "Granuloma, right base."
             mentions.extend(found)
             own = _locations(terms)
             previous_locations = own or previous_locations
             previous_change = change or previous_change
+        side = _sentence_side(sentence)
+        if side:
+            mentions[sentence_start:] = [_on_side(m, side) for m in mentions[sentence_start:]]
     return mentions
+
+
+def _sentence_side(sentence: str) -> str | None:
+    """The one side a sentence names ("right", "left"), or None when it names none, both, or "bilateral"."""
+    sides, both = set(), False
+    for m in find_terms(sentence):
+        if m.term.kind == "side" and m.term.value in ("right", "left"):
+            sides.add(m.term.value)
+        elif m.term.kind == "zone" and m.term.side in ("right", "left"):
+            sides.add(m.term.side)
+        elif (m.term.kind == "side" and m.term.value == "both" and m.text.lower() not in WEAK_BOTH) or (
+                m.term.kind == "zone" and m.term.side == "both"):
+            both = True
+    return sides.pop() if len(sides) == 1 and not both else None
+
+
+def _on_side(m: Mention, side: str) -> Mention:
+    """In a sentence that names one side, places written without a side are on that side."""
+    if m.kind in SELF_LOCATED_ONLY and not m.locations:
+        return m
+    if not m.locations:
+        return replace(m, locations=(Location(side, None),), locations_borrowed=True)
+    if all(loc.side is not None for loc in m.locations):
+        return m
+    return replace(m, locations=tuple(replace(loc, side=loc.side or side) for loc in m.locations))
+
+
+def _only_a_change(terms: list[Match]) -> bool:
+    """The clause holds a change word and nothing else the grounder reads (no finding, place or negation)."""
+    return all(m.term.kind in ("change", "severity") for m in terms)
+
+
+def _only_a_place(terms: list[Match]) -> bool:
+    """The clause names a place and holds nothing else but change or severity words."""
+    return any(m.term.kind in ("side", "zone") for m in terms) and all(
+        m.term.kind in ("side", "zone", "change", "severity") for m in terms)
+
+
+def _attach_trailing_place(mentions: list[Mention], start: int, places: tuple[Location, ...]) -> None:
+    """Give the sentence's earlier mentions that have no place of their own this clause's place."""
+    for index in range(start, len(mentions)):
+        m = mentions[index]
+        if (not m.locations or m.locations_borrowed) and m.kind not in SELF_LOCATED_ONLY:
+            mentions[index] = replace(m, locations=places, locations_borrowed=False)
+
+
+def _attach_trailing_change(mentions: list[Mention], start: int, change: Match) -> None:
+    """Give the sentence's earlier mentions that have no change word this clause's change word."""
+    for index in range(start, len(mentions)):
+        if mentions[index].change is None:
+            mentions[index] = replace(mentions[index], change=change.term.value, change_word=change.text.lower(),
+                                      change_borrowed=False)
 
 
 def _clause_mentions(clause: str, terms: list[Match], change: Match | None, change_borrowed: bool,
@@ -86,14 +148,37 @@ def _clause_mentions(clause: str, terms: list[Match], change: Match | None, chan
             return [_mention(Term("finding", "lung", "opacity"), False, change, change_borrowed, located,
                              False, landmark, clause)]
         return []
+    before = [_locations(segments[i]) for i in range(len(findings))]
+    own = [_locations(segments[i] + segments[i + 1]) if _unsided(before[i]) else before[i]
+           for i in range(len(findings))]  # "basilar atelectasis on the left", "scattered opacities in the LLL"
+    after = [not before[i] and bool(own[i]) for i in range(len(findings))]  # place written after the finding
     out = []
     for index, (finding, negated, severity) in enumerate(findings):
-        located = _locations(segments[index]) or _locations(segments[index + 1])
+        located = own[index] or _shared_location(own, after, index, findings)
         borrowed = not located and bool(previous_locations)
         own_change = _first_change(segments[index]) or _first_change(segments[index + 1]) or change
         out.append(_mention(finding.term, negated or clause_negated, own_change, change_borrowed,
                             located or previous_locations, borrowed, landmark, clause, finding.text, severity))
     return out
+
+
+def _shared_location(own: list[tuple[Location, ...]], after: list[bool], index: int,
+                     findings: list[tuple[Match, bool, str | None]]) -> tuple[Location, ...]:
+    """A finding without its own place shares a place named for another finding of the clause: a later one's
+    place written after it ("consolidation and atelectasis in the right base"), else the previous one's ("right
+    effusion with atelectasis"). Findings that are bilateral by nature (edema) only take a place written for them."""
+    if findings[index][0].term.value in SELF_LOCATED_ONLY:
+        return ()
+    later = next((k for k in range(index + 1, len(own)) if own[k]), None)
+    if later is not None and after[later]:
+        return own[later]
+    earlier = next((loc for loc in reversed(own[:index]) if loc), ())
+    return earlier or (own[later] if later is not None else ())
+
+
+def _unsided(locations: tuple[Location, ...]) -> bool:
+    """No side written before the finding, or only a bare "scattered"/"diffuse" (the place may follow it)."""
+    return all(loc.side is None or (loc.side == "both" and loc.zone is None) for loc in locations)
 
 
 def _first_change(segment: list[Match]) -> Match | None:
@@ -152,7 +237,20 @@ def _locations(terms: list[Match]) -> tuple[Location, ...]:
         else:
             current.side = current.side or term.side
             current.zones.append(term)
-    return tuple(loc for d in drafts for loc in _draft_locations(d))
+    return _one_sided(tuple(loc for d in drafts for loc in _draft_locations(d)))
+
+
+def _one_sided(locations: tuple[Location, ...]) -> tuple[Location, ...]:
+    """Places read together: with a lateral side present, a bare "scattered"/"both" without a zone adds nothing,
+    and when only one lateral side is named, side-less zones are on it ("basilar atelectasis in the lingula")."""
+    lateral = {loc.side for loc in locations if loc.side in ("right", "left")}
+    if not lateral:
+        return locations
+    kept = tuple(loc for loc in locations if not (loc.side == "both" and loc.zone is None))
+    if len(lateral) == 1:
+        side = next(iter(lateral))
+        kept = tuple(replace(loc, side=side) if loc.side is None else loc for loc in kept)
+    return kept
 
 
 def _draft_locations(draft: _Draft) -> list[Location]:

@@ -21,8 +21,9 @@ SITE_ZONES = {"effusion": "costophrenic", "pneumothorax": "apicolateral", "devic
               "diaphragm": "dome", "bone": "lateral"}  # where the finding goes when the text names no zone
 SITE_COMPATIBLE = {  # zones that just restate the site; any other zone the text names wins over the site
     "effusion": (None, "costophrenic", "base", "lower"), "pneumothorax": (None, "apex", "upper"),
-    "device_chest_tube": (None,), "diaphragm": (None, "dome", "base", "lower"), "bone": (None,)}
-NEEDS_SIDE = ("device_chest_tube", "bone")  # no point without a named side (a tube or a rib is on one side)
+    "device_chest_tube": (None,), "diaphragm": (None, "dome", "base", "lower"), "bone": (None,),
+    "device_other": (None,)}
+NEEDS_SIDE = ("device_chest_tube", "bone", "device_other")  # no point without a named side (a tube or a rib is on one side)
 LANDMARK_KINDS = {"cardiac": "cardiac", "mediastinal": "mediastinal"}
 
 
@@ -47,6 +48,8 @@ def rule_points(text: str, fields: LungFields) -> tuple[list[LesionPoint], list[
 def _mention_points(m: Mention, fields: LungFields) -> tuple[list[LesionPoint], str]:
     if m.kind in LANDMARK_KINDS or m.kind in DEVICE_TIPS:
         landmark = LANDMARK_KINDS.get(m.kind) or m.landmark or DEVICE_TIPS[m.kind]
+        if landmark == "cardiac" and {loc.side for loc in m.locations} == {"right"}:
+            landmark = "right_atrium"  # "right heart border", "right ventricle": the patient's right of the heart
         named = m.kind in LANDMARK_KINDS or m.landmark is not None
         x, y = landmark_point(fields, landmark)
         where = landmark.replace("_", " ")
