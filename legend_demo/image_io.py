@@ -91,12 +91,16 @@ class LoadedImage:
         return frame.apply(self.array), frame
 
     def intensity_map(self):
-        """The film's stored → display map (legend_demo.intensity.IntensityMap), or None without stored values."""
+        """The film's stored → display map (legend_demo.intensity.IntensityMap), or None without stored values.
+
+        Read off the pixels once and kept (the composite and both exports use it)."""
         from .intensity import IntensityMap
 
         if self.stored is None:
             return None
-        return IntensityMap.from_pixels(self.stored, self.array, self.bit_depth, self.stored_signed)
+        if "_intensity" not in self.__dict__:  # frozen dataclass: cache through __dict__
+            self.__dict__["_intensity"] = IntensityMap.from_pixels(self.stored, self.array, self.bit_depth, self.stored_signed)
+        return self.__dict__["_intensity"]
 
     def __repr__(self) -> str:
         return (

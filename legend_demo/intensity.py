@@ -52,7 +52,17 @@ class IntensityMap:
 
     def to_display(self, stored: np.ndarray) -> np.ndarray:
         """Display values of stored values (exact for values present in the film, linear in between/beyond)."""
-        return np.clip(_interp(np.asarray(stored, dtype=np.float64), self.stored, self.display), 0.0, 1.0)
+        stored = np.asarray(stored)
+        if stored.dtype.kind in "iu" and self.high - self.low < MAX_TABLE:
+            return self._table()[stored.astype(np.int64) - self.low]  # integer stored values: a table lookup
+        return np.clip(_interp(stored.astype(np.float64), self.stored, self.display), 0.0, 1.0)
+
+    def _table(self) -> np.ndarray:
+        """Display value of every stored value low … high, computed once (float32)."""
+        if "_dense" not in self.__dict__:
+            values = np.arange(self.low, self.high + 1, dtype=np.float64)
+            self.__dict__["_dense"] = np.clip(_interp(values, self.stored, self.display), 0.0, 1.0).astype(np.float32)
+        return self.__dict__["_dense"]
 
     def to_stored(self, display: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Stored values (rounded, inside the bit range) that display as `display`; the inverse of to_display."""
