@@ -14,7 +14,9 @@ LAYOUT = {
     "stage1_lora": ("legend-stage1-lora", "LEGEND_LORA_PATH"),
     "stage2_gbca": ("legend-stage2-gbca/gbca_strength.safetensors", "LEGEND_GBCA_PATH"),
     "qwen": ("qwen2.5-vl-7b-instruct", "LEGEND_QWEN_PATH"),
-    "emu3": ("emu3", "LEGEND_EMU3_PATH"),
+    "emu3": ("emu3-gen", "LEGEND_EMU3_PATH"),
+    "ar_lora": ("legend-ar-lora", "LEGEND_AR_LORA_PATH"),
+    "ar_gbca": ("legend-ar-gbca/gbca_strength.safetensors", "LEGEND_AR_GBCA_PATH"),
 }
 
 

@@ -28,6 +28,7 @@ class _Spec:
 
 _SPECS = (
     _Spec("legend-diffusion", "LeGend-Diffusion (FLUX.1-dev + GBCA)", "legend_demo.engines.flux"),
+    _Spec("legend-ar", "LeGend AR (Emu3 + LoRA + GBCA)", "legend_demo.engines.ar"),
     _Spec("embedded", "Embedded small LeGend-Diffusion (CPU, synthetic data only)", "legend_demo.engines.embedded"),
     _Spec("tiny-random", "Tiny random FLUX (tests only: untrained, output is noise)", "legend_demo.engines.tiny"),
 )
