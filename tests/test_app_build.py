@@ -35,6 +35,17 @@ def test_generate_runs_one_job_at_a_time(demo):
     assert all(d.concurrency_limit == 1 for d in gpu_jobs)
 
 
+def test_no_image_component_hands_out_unlabelled_downloads(demo):
+    """Gradio's own download buttons would serve webp copies without the band or metadata (issue 9 §2)."""
+    import gradio as gr
+
+    pictures = [b for b in demo.blocks.values() if isinstance(b, (gr.Image, gr.ImageSlider, gr.Gallery))]
+    assert len(pictures) >= 7
+    for block in pictures:
+        buttons = [b for b in (block.buttons or []) if isinstance(b, str)]
+        assert not {"download", "download_all", "share"} & set(buttons), (block.elem_id, buttons)
+
+
 def test_page_shows_research_notice_and_synthetic_labels(demo):
     config = str(demo.config)
     assert "Research use only" in config

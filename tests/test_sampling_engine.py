@@ -194,7 +194,10 @@ def test_cli_generate_writes_outputs_and_rejects_bad_input(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["engine"] == "tiny-random" and report["points"][0]["x"] == 50
     assert {"layer", "cbi", "ear", "attn_iou"} <= set(report["layers"][0])
-    assert {"followup.png", "prior.png", "attention_layer00.png"} <= set(report["files"])
+    assert {"followup.png", "prior.png", "attention_layer00.png", "model_view.png"} <= set(report["files"])
+    with Image.open(tmp_path / "out" / "followup.png") as film:  # the film: the prior's 72 columns, band below
+        assert film.size[0] == 72 and film.size[1] > 80 and "SYNTHETIC" in film.text["Description"]
+    assert report["output"]["mode"] == "composite" and report["output"]["scale"] == 1.0
     bad = subprocess.run(cmd[:5] + [str(tmp_path / "missing.png")] + cmd[6:], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -94,7 +94,7 @@ def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
                              elem_id="upload")
             examples = gr.Gallery([(p, e.caption) for p, e in example_files()], label="SYNTHETIC examples "
                                   "(CT renders and drawings made by this project — not patient data)", columns=5, height=150,
-                                  allow_preview=False, elem_id="examples")
+                                  allow_preview=False, elem_id="examples", buttons=[])
             text = gr.Textbox(label="Progression description", lines=2, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
             source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
