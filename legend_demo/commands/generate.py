@@ -65,14 +65,18 @@ def run(args: argparse.Namespace) -> int:
     from ..edit_region import EditRegion
     from ..engines.base import GenerationRequest
     from ..engines.registry import load_engine
+    from ..grounding import check_frontal_chest, check_request
     from ..image_io import load_image
     from .generate_outputs import write_outputs
 
     _check_out(Path(args.out))  # before any work: a bad --out must not cost a whole generation
+    check_request(args.text, args.grounder if args.points is None else "rules")  # text limit, VLM weights
     image = load_image(args.image)
+    view_warnings = check_frontal_chest(image)  # LateralViewError for a lateral view
     warnings: list[str] = []
     if args.points is not None:
         points = _read_points(args.points)
+        warnings.extend(view_warnings)  # (grounding reports them itself otherwise)
     else:
         import warnings as warnings_module
 

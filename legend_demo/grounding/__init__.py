@@ -16,7 +16,7 @@ from typing import Any
 
 from ..points import LesionPoint
 from .image_input import GroundingImage, as_grounding_image
-from .limits import MAX_TEXT_CHARS, check_text
+from .limits import MAX_TEXT_CHARS, check_request, check_text
 from .lung_fields import LungFields, estimate_lung_fields
 from .orientation import NOT_A_CHEST, LateralViewError, check_frontal_chest, patient_sides, read_orientation
 from .postprocess import finish, rescale
@@ -26,7 +26,7 @@ from .rules import rule_points
 GROUNDERS = ("rules", "vlm")
 
 __all__ = ["GROUNDERS", "MAX_TEXT_CHARS", "GroundingResult", "GroundingWarning", "LateralViewError",
-           "check_frontal_chest", "check_text", "ground", "ground_with_rules", "patient_sides", "predict_points"]
+           "check_frontal_chest", "check_request", "check_text", "ground", "ground_with_rules", "patient_sides", "predict_points"]
 
 
 class GroundingWarning(UserWarning):
@@ -46,13 +46,7 @@ def predict_points(image: Any, text: str, grounder: str = "rules") -> list[Lesio
 
 def ground(image: Any, text: str, grounder: str = "rules") -> GroundingResult:
     """Points, image size, the grounder that produced them, warnings, lung-field source and orientation."""
-    check_text(text)
-    if grounder not in GROUNDERS:
-        raise ValueError(f"grounder must be one of {GROUNDERS}, got {grounder!r}")
-    if grounder == "vlm":
-        from .vlm import require_vlm_weights
-
-        require_vlm_weights()
+    check_request(text, grounder)
     picture = as_grounding_image(image)
     view_warnings = check_frontal_chest(picture.info)
     orientation, _ = read_orientation(picture.info)

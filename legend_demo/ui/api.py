@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from ..grounding import ground
+from ..grounding import check_frontal_chest, check_request, check_text, ground
 from ..composite import OUTPUT_MODES
 from ..edit_region import EditRegion
 from ..engines.base import SIGMA_RATIO_RANGE
@@ -72,7 +72,8 @@ def make_api(config: AppConfig):
 
     @friendly
     def api_ground(image, text: str, grounder: str = "rules") -> dict:
-        """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings"}."""
+        """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings", ...}."""
+        check_request(text or "", grounder or "rules")  # text limit, grounder, VLM weights: before the upload is read
         loaded = load_upload(image, config)
         return ground(loaded, text or "", grounder or "rules").to_dict()
 
@@ -85,7 +86,9 @@ def make_api(config: AppConfig):
     ):
         """Image + text (+ options) → (SYNTHETIC follow-up film PNG, report JSON, [film PNG, DICOM, model view PNG, …,
         report] files); every image is labelled SYNTHETIC in a band below its pixels."""
+        check_text(text or "")  # the one text limit, before the upload is read or anything is grounded
         loaded = load_upload(image, config)
+        check_frontal_chest(loaded)  # a lateral view is refused (LateralViewError) before grounding or generating
         raw = parse_points(points)
         if raw is None:
             found = as_points(ground(loaded, text or "", "rules").points)

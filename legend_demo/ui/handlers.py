@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from ..grounding import ground
+from ..grounding import check_frontal_chest, check_text, ground
 from ..image_io import LoadedImage
 from .config import AppConfig
 from .downloads import write_downloads
@@ -109,6 +109,9 @@ def on_generate(
     """Generate → status, slider, difference, prior overlay, samples, attention maps, plot, table, JSON, files."""
     if image is None:
         raise gr.Error("Upload a radiograph or pick a synthetic example first.")
+    check_text(text or "")  # the one text limit, before any work
+    for message in check_frontal_chest(image):  # LateralViewError (→ gr.Error) for a lateral view
+        gr.Warning(message)
     params = GenerateParams(
         text=text or "", points=editor_points(editor), source_text=source_text or "",
         sigma_ratio=float(sigma_ratio), bias_strength=None if use_trained else float(bias_strength),
