@@ -1,11 +1,18 @@
-"""Grounding latency: the rules grounder per call on CPU; the VLM grounder (warm) and peak memory on CUDA.
+"""Grounding: lung-field accuracy on a real film, latency, the report corpus; the VLM grounder on CUDA.
 
-    python benchmarks/bench_grounding.py [--calls 200] [--vlm-source PATH|random] [--vlm-on-cpu]
+    python benchmarks/bench_grounding.py [--calls 50] [--skip-corpus] [--vlm-source PATH|random] [--vlm-on-cpu]
 
-Rules: median and p95 over many calls on drawn chests of several sizes (lung fields + text + placement + merge;
-no file decoding). VLM: Qwen2.5-VL in 4-bit NF4 at 512² and 1024² inputs, fixed answer length, after one
-warm-up call; weights from LEGEND_QWEN_PATH / checkpoints/qwen2.5-vl-7b-instruct/, or `--vlm-source random`
-for a randomly initialised 7B-sized model (written to a temporary folder first; needs ~16 GB of disk).
+Landmarks: hand-marked apex, dome and costophrenic angle of pydicom-data's RG1_UNCI.dcm (a real PA chest CR) against
+the fitted lung fields, on the film and transformed copies (legend_demo/grounding/landmark_check.py); error =
+distance (and its vertical part) in fractions of the analysed image's height.
+Latency: lung fields alone, first-release thresholding and the atlas fit side by side on the same images, then
+whole `ground()` calls (fields + text + placement + merge; no file decoding), median / p95 over many calls.
+Corpus: OpenI (NLMCXR) sentences and PadChest label/localization sentences from the torchxrayvision wheel
+(legend_demo/grounding/corpus_check.py) on RG1's fitted fields: share of one-sided sentences with points only on
+that side, and side-word points in the other lung (must be 0).
+VLM: Qwen2.5-VL in 4-bit NF4 at 512² and 1024² inputs, fixed answer length, after one warm-up call; weights from
+LEGEND_QWEN_PATH / checkpoints/qwen2.5-vl-7b-instruct/, or `--vlm-source random` for a randomly initialised
+7B-sized model (written to a temporary folder first; needs ~16 GB of disk).
 """
 from __future__ import annotations
 
@@ -23,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from legend_demo.grounding import ground  # noqa: E402
 from legend_demo.grounding.synthetic import synthetic_chest  # noqa: E402
 
-RULE_SIZES = ((512, 512), (1024, 1024), (2048, 2500), (3000, 3000))
 TEXTS = (
     "Interval increase in right lower lobe consolidation with new small left pleural effusion. No pneumothorax.",
     "Bibasilar atelectasis has improved; persistent cardiomegaly.",
@@ -33,21 +39,124 @@ VLM_SIDES = (512, 1024)
 VLM_NEW_TOKENS = 48  # about the length of a two-point JSON answer
 
 
-def bench_rules(calls: int) -> None:
-    print(f"Rules grounder, CPU, {calls} calls per size (median / p95 / max, ms per call)")
-    print("| image (W×H) | median ms | p95 ms | max ms | lung fields |")
+def _film(array: np.ndarray, orientation: tuple[str, str] = ("L", "F")):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Film:
+        array: np.ndarray
+        original_size: tuple[int, int]
+        dicom_info: dict
+
+    return Film(array, (array.shape[1], array.shape[0]), {"PatientOrientation": "\\".join(orientation)})
+
+
+def bench_landmarks() -> None:
+    from legend_demo.grounding.landmark_check import landmark_errors, rg1_array, variants
+
+    print("Lung-field landmarks on RG1_UNCI.dcm vs hand marks: distance / vertical error, fractions of image height")
+    names = ("right apex", "right dome", "right costophrenic", "left apex", "left dome", "left costophrenic")
+    print("| copy | fields | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    table = {n: [] for n in names}
+    for variant in variants(rg1_array()):
+        result = ground(_film(variant.array, variant.orientation), "New right lower lobe consolidation.")
+        found = {k: tuple(v) for k, v in result.lung_fields.get("landmarks", {}).items()}
+        errors = landmark_errors(found, variant.landmarks, variant.array.shape[0])
+        for n in names:
+            table[n].append(errors.get(n, (np.nan, np.nan)))
+        cells = " | ".join(f"{errors[n][0]:.3f} / {errors[n][1]:.3f}" if n in errors else "—" for n in names)
+        method = result.lung_fields["method"].split(":")[0] if result.lung_fields["source"] == "image" else "COARSE"
+        print(f"| {variant.name} | {method} | {cells} |")
+    print("| **mean** | | " + " | ".join(f"{np.nanmean([e[0] for e in table[n]]):.3f} / "
+                                         f"{np.nanmean([e[1] for e in table[n]]):.3f}" for n in names) + " |")
+    print("| **max** | | " + " | ".join(f"{np.nanmax([e[0] for e in table[n]]):.3f} / "
+                                        f"{np.nanmax([e[1] for e in table[n]]):.3f}" for n in names) + " |")
+
+
+def bench_latency(calls: int) -> None:
+    import cv2
+
+    from legend_demo.grounding.landmark_check import rg1_array
+    from legend_demo.grounding.lung_cores import dark_cores
+    from legend_demo.grounding.lung_fields import estimate_lung_fields
+
+    rg1 = rg1_array()
+    images = [("RG1 native 1841×1955", rg1), ("RG1 1024×1024", cv2.resize(rg1, (1024, 1024))),
+              ("RG1 512×512", cv2.resize(rg1, (512, 512))), ("RG1 3000×3000", cv2.resize(rg1, (3000, 3000))),
+              ("drawn chest 1024×1024", synthetic_chest(1024, 1024)[0])]
+    print(f"\nLung fields, CPU, {calls} calls each, ms (median / p95); side by side in one run")
+    print("| image | first-release thresholding | atlas fields (this) | ratio | fields |")
     print("|---|---|---|---|---|")
-    for width, height in RULE_SIZES:
-        chest = synthetic_chest(width, height)[0]
-        first = ground(chest, TEXTS[0])  # warm-up (imports, regex compilation)
-        times = []
-        for index in range(calls):
+    for name, image in images:
+        old = _times(lambda: dark_cores(image), calls)
+        new = _times(lambda: estimate_lung_fields(image), calls)
+        source = estimate_lung_fields(image).method.split(":")[0] or "coarse"
+        print(f"| {name} | {old[0]:.1f} / {old[1]:.1f} | {new[0]:.1f} / {new[1]:.1f} | "
+              f"{new[0] / old[0]:.1f}× | {source} |")
+    print(f"\nWhole ground() call (rules), CPU, {calls} calls, three texts in turn, ms (median / p95 / max)")
+    print("| image | median | p95 | max |")
+    print("|---|---|---|---|")
+    for name, image in images:
+        film = _film(image)
+        ground(film, TEXTS[0])
+        counter = iter(range(10 ** 9))
+        median, p95, worst = _times(lambda: ground(film, TEXTS[next(counter) % len(TEXTS)]), calls, with_max=True)
+        print(f"| {name} | {median:.1f} | {p95:.1f} | {worst:.1f} |")
+    long_text = "Interval increase in right lower lobe consolidation. " * 800
+    rejected = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        try:
+            ground(_film(rg1), long_text)
+        except ValueError:
+            pass
+        rejected.append((time.perf_counter() - started) * 1000)
+    print(f"\n{len(long_text)}-character text refused in {statistics.median(rejected):.3f} ms (median, "
+          f"max {max(rejected):.3f} ms) before the image is touched")
+
+
+def _times(call, calls: int, with_max: bool = False):
+    call()  # warm-up
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    out = (statistics.median(times), float(np.percentile(times, 95)))
+    return out + (max(times),) if with_max else out
+
+
+def bench_corpus() -> None:
+    from legend_demo.grounding.corpus_check import (WHEEL, named_side, nlmcxr_sentences, only_negated,
+                                                    padchest_sentences, side_check)
+    from legend_demo.grounding.landmark_check import rg1_array
+    from legend_demo.grounding.lung_fields import estimate_lung_fields
+    from legend_demo.grounding.rules import rule_points
+
+    if not WHEEL.is_file():
+        print(f"\nCorpus: skipped ({WHEEL.name} not on this machine)")
+        return
+    fields = estimate_lung_fields(rg1_array())
+    print("\nReport corpus on RG1's fitted fields (sentences naming exactly one side, no 'bilateral'/'both')")
+    print("| corpus | one-sided sentences | points only on that side | some point on that side | "
+          "side-word points in the other lung | scattered/bilateral-by-nature points there | "
+          "negated-only sentences with a point | slowest sentence ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, sentences in (("OpenI / NLMCXR", nlmcxr_sentences()), ("PadChest labels", padchest_sentences())):
+        one = [s for s in sentences if named_side(s)]
+        checks, slowest = [], 0.0
+        for s in one:
             started = time.perf_counter()
-            ground(chest, TEXTS[index % len(TEXTS)])
-            times.append((time.perf_counter() - started) * 1000)
-        fields = "coarse" if any("coarse" in w for w in first.warnings) else "found"
-        print(f"| {width}×{height} | {statistics.median(times):.1f} | {np.percentile(times, 95):.1f} | "
-              f"{max(times):.1f} | {fields} |")
+            points, _ = rule_points(s, fields)
+            slowest = max(slowest, time.perf_counter() - started)
+            checks.append(side_check(points, fields, named_side(s)))
+        negated = [s for s in sentences if only_negated(s)]
+        negated_with_points = sum(bool(rule_points(s, fields)[0]) for s in negated)
+        n = len(one)
+        print(f"| {name} | {n} | {sum(c.strict for c in checks) / n:.1%} | {sum(c.named > 0 for c in checks) / n:.1%} "
+              f"| {sum(c.other_from_side for c in checks)} | {sum(c.other_not_from_side for c in checks)} | "
+              f"{negated_with_points} of {len(negated)} | {slowest * 1000:.1f} |")
 
 
 def bench_vlm(source: str | None, on_cpu: bool) -> None:
@@ -133,12 +242,16 @@ def _random_qwen_7b(folder: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="rules-grounder calls per image size")
+    parser.add_argument("--calls", type=int, default=50, help="calls per image for the latency tables")
+    parser.add_argument("--skip-corpus", action="store_true", help="skip the report-corpus table (~40 s)")
     parser.add_argument("--vlm-source", default=None, help="weights folder or hub id, or 'random' (7B-sized)")
     parser.add_argument("--vlm-on-cpu", action="store_true", help="time the VLM on CPU too (smoke test, small models)")
     parser.add_argument("--skip-vlm", action="store_true")
     args = parser.parse_args()
-    bench_rules(args.calls)
+    bench_landmarks()
+    bench_latency(args.calls)
+    if not args.skip_corpus:
+        bench_corpus()
     if not args.skip_vlm:
         bench_vlm(args.vlm_source, args.vlm_on_cpu)
 
