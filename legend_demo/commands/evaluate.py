@@ -18,6 +18,9 @@ def register(subparsers) -> None:
     p.add_argument("--bias-strength", type=float, default=None,
                    help="diagnostic: a fixed s in the GBCA rows instead of the trained s(τ) (default: trained)")
     p.add_argument("--out", default=None, help="write per-case rows and aggregates to this JSON file")
+    p.add_argument("--figure", default=None,
+                   help="also write a difference-map figure of the first --figure-cases cases with a change (PNG)")
+    p.add_argument("--figure-cases", type=int, default=8, help="cases in the figure (default 8)")
     p.set_defaults(func=run)
 
 
@@ -30,6 +33,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps must be at least 1, got {args.steps}")
     load_cases(args.data, args.split, args.n)  # fail on bad data before loading an engine
     engine = load_engine(args.engine)
+    if args.figure:
+        from ..evaluation.figures import case_figure
+
+        cases = [c for c in load_cases(args.data, args.split, args.n) if c.sign != 0][: args.figure_cases]
+        print(f"wrote {case_figure(engine, cases, args.figure, args.steps, args.seed, args.bias_strength)}")
     report = evaluate(engine, args.data, args.split, args.n, args.steps, args.seed, full_strength=args.bias_strength)
     print(f"## Evaluation: {report['n_cases']} {args.split} cases, engine {report['engine']}, "
           f"{report['steps']} steps, seed {args.seed} (mean ± 95 % CI)\n")
