@@ -26,6 +26,7 @@ class LungAtlas:
     lung_boxes: np.ndarray  # (2, 4) mean x0, y0, x1, y1 of each lung as fractions of the pair box
     landmarks: np.ndarray  # (2, 3, 2) mean apex, dome, costophrenic (x, y) as fractions of each lung's box
     bottom_gap: tuple[float, float]  # mean, std of (image-right − image-left) lung bottom, pair-box heights
+    top_gap: tuple[float, float]  # the same for the lung tops (apices)
     aspect: tuple[float, float]  # 2nd and 98th percentile of pair-box height / width (pixels)
     count: int
     source: str
@@ -90,6 +91,7 @@ def lung_atlas() -> LungAtlas:
     with np.load(ATLAS_PATH) as data:
         boxes = data["lung_boxes"].astype(np.float64)  # (N, 2, 4)
         gap = boxes[:, 1, 3] - boxes[:, 0, 3]
+        top_gap = boxes[:, 1, 1] - boxes[:, 0, 1]
         aspect = data["aspect"].astype(np.float64)
         return LungAtlas(
             pair_mean=data["pair_mean"].astype(np.float32) / 255.0,
@@ -97,6 +99,7 @@ def lung_atlas() -> LungAtlas:
             lung_boxes=boxes.mean(axis=0),
             landmarks=data["landmarks"].astype(np.float64).mean(axis=0),
             bottom_gap=(float(gap.mean()), float(gap.std())),
+            top_gap=(float(top_gap.mean()), float(top_gap.std())),
             aspect=(float(np.percentile(aspect, 2)), float(np.percentile(aspect, 98))),
             count=int(len(aspect)),
             source=str(data["source"]),
