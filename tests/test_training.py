@@ -244,3 +244,45 @@ def test_cli_chain_stage1_vitality_stage2(data_dir, tmp_path, capsys):
     _, config2, strength = load_model(s2)
     assert config2.vital_layers == tuple(selected) and strength is not None
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stage"] == "stage2"
+
+
+@pytest.mark.slow
+def test_paired_training_is_resumable_and_stage2_trains_only_strength_and_vital_projections(small_model, data_dir, tmp_path):
+    """The reference-conditioned embedded recipe: pairs (all weights, resumable), then s(τ) + vital projections."""
+    from legend_demo.embedded.model import build_editor
+    from legend_demo.training.backbone import Backbone
+    from legend_demo.training.paired import (PairedOptions, StrengthOptions, reference_conditioned, train_paired,
+                                             train_strength, vital_projections)
+
+    model, config = reference_conditioned(small_model.config, small_model.transformer, refine_channels=4)
+    backbone = Backbone(editor=build_editor(model, small_model.editor.encode_text, config), kind="embedded", config=config)
+    with torch.no_grad():  # prior columns start at zero: the copy's velocity equals the plain model's
+        x = torch.randn(1, 64, 16)
+        t, (embeds, pooled) = torch.tensor([0.5]), backbone.encode_text(["x"])
+        torch.testing.assert_close(backbone.velocity(x, t, embeds, pooled, reference=torch.randn(1, 64, 16)),
+                                   small_model.velocity(x, t, embeds, pooled), atol=1e-5, rtol=1e-5)
+    train, val = load_pairs(data_dir, "train", 32), load_pairs(data_dir, "val", 32)
+    options = PairedOptions(steps=4, batch=2, warmup=1, checkpoint_every=2, log_every=1, val_pairs=2)
+    train_paired(backbone, train, tmp_path / "pairs", (0,), options, val)
+    assert json.loads((tmp_path / "pairs" / "train_state.json").read_text())["step"] == 4
+    loaded, saved_config, _ = load_model(tmp_path / "pairs" / "model")
+    assert saved_config.reference_channels and saved_config.vital_layers == (0,)
+    resumed = train_paired(backbone, train, tmp_path / "pairs", (0,), replace_steps(options, 6), val)
+    assert resumed["steps"] == 6  # continued from step 4, not from 0
+
+    frozen = {n: p.detach().clone() for n, p in backbone.transformer.named_parameters()}
+    trainable = {id(p) for p in vital_projections(backbone, frozenset({0}))}
+    result = train_strength(backbone, train, tmp_path / "gbca", (0,), StrengthOptions(steps=3, batch=2, checkpoint_every=3,
+                                                                                     log_every=1, val_pairs=2), val)
+    assert result["strength"]["tau=0.5"] != pytest.approx(0.01, abs=1e-6)  # s(τ) moved from its init
+    for name, param in backbone.transformer.named_parameters():
+        moved = not torch.equal(param, frozen[name])
+        assert moved <= (id(param) in trainable), name  # only vital-layer projections may change
+    _, _, strength = load_model(tmp_path / "gbca" / "model")
+    assert strength is not None
+
+
+def replace_steps(options, steps):
+    from dataclasses import replace
+
+    return replace(options, steps=steps)

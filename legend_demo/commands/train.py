@@ -1,11 +1,14 @@
-"""`python -m legend_demo train stage1|stage2|vitality --data DIR --out DIR`: train LeGend-Diffusion (thesis §5.3.1).
+"""`python -m legend_demo train stage1|vitality|pairs|stage2|ar --data DIR --out DIR`: train LeGend-Diffusion
+(thesis §5.3.1) or the autoregressive LeGend (thesis §4.3.3).
 
 stage1: flow matching on single radiographs (embedded: full weights; --model flux: LoRA r=16, α=32);
 vitality: v(l) per block and the vital set (§5.2.1), written to OUT/vitality.json (embedded: plus a model folder
 with config.json's vital_layers set); pairs: the embedded model made reference-conditioned (the prior as extra input
 channels, a convolutional refinement head) and trained on pairs in the dual path with vital-layer injection and the
 Gaussian bias (all weights; resumable from OUT/resume.pt); stage2: only the GBCA strength MLP s(τ) with vital-layer
-injection.
+injection; ar: the autoregressive LeGend on Emu3 (--emu3, default LEGEND_EMU3_PATH / checkpoints/emu3-gen/): a LoRA
+r=32, α=64 on the decoder's q/k/v/o with the loss on the follow-up tokens only, then only the GBCA strength MLP
+(--gbca-steps; with --init LORA_DIR only the GBCA MLP trains, on that LoRA); see legend_demo/training/ar.py.
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-STAGES = ("stage1", "vitality", "pairs", "stage2")
+STAGES = ("stage1", "vitality", "pairs", "stage2", "ar")
 DEFAULTS = {  # (stage, model) → steps, batch, lr; see legend_demo/training/stage2.py for the stage-2 lr
     ("stage1", "embedded"): (2000, 16, 3e-4),
     ("stage1", "flux"): (2000, 16, 1e-4),
     ("pairs", "embedded"): (20000, 8, 3e-4),
     ("stage2", "embedded"): (200, 8, 1e-2),
     ("stage2", "flux"): (200, 32, 1e-5),  # thesis: AdamW lr 1e-5, wd 0.01, global batch 32
+    ("ar", "emu3"): (6000, 16, 1e-5),  # thesis §4.3.3: 6k steps, batch 16, lr 1e-5 cosine to 1e-6
 }
 
 
@@ -35,14 +39,14 @@ def register(subparsers) -> None:
     p.add_argument("--flux", default=None, help="FluxPipeline folder (FLUX.1-dev) for --model flux")
     p.add_argument("--init", default=None, help="embedded: model folder of the previous stage; flux: stage-1 LoRA folder")
     p.add_argument("--config", default=None, help="stage1 embedded without --init: EmbeddedConfig JSON (default config)")
-    p.add_argument("--side", type=int, default=256, help="--model flux: image side in pixels (default 256)")
+    p.add_argument("--side", type=int, default=256, help="--model flux and ar: model side in pixels (default 256)")
     p.add_argument("--split", default="train", help="data split to train on (default train)")
     p.add_argument("--val-split", default="val", help="split for the validation loss, or 'none' (default val)")
     p.add_argument("--limit", type=int, default=None, help="use at most this many pairs (quick runs)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (stage1 2000, stage2 200)")
     p.add_argument("--batch", type=int, default=None, help="stage1: images per step (16); stage2: pairs per step (8)")
     p.add_argument("--lr", type=float, default=None, help="stage1 3e-4 (flux LoRA 1e-4); stage2 1e-2 (flux 1e-5)")
-    p.add_argument("--warmup", type=int, default=100, help="stage1 warm-up steps (default 100)")
+    p.add_argument("--warmup", type=int, default=None, help="warm-up steps (stage1/pairs 100, ar 30)")
     p.add_argument("--ema", type=float, default=0.999, help="stage1 embedded EMA decay, 0 = off (default 0.999)")
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many minutes (checkpoint kept)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (100; stage2 50)")
@@ -54,6 +58,8 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=8, help="vitality: N generated images (default 8)")
     p.add_argument("--sample-steps", type=int, default=10, help="vitality: sampling steps per image (default 10)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--emu3", default=None, help="ar: Emu3-Gen folder or hub id (default LEGEND_EMU3_PATH, checkpoints/emu3-gen/)")
+    p.add_argument("--gbca-steps", type=int, default=None, help="ar: steps of GBCA-MLP-only training after the LoRA, 0 = skip (500)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available; embedded: cpu)")
     p.set_defaults(func=run)
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "command.json").write_text(json.dumps({"argv": ["python", "-m", "legend_demo", *sys.argv[1:]]}) + "\n")
-    summary = {"stage1": _stage1, "stage2": _stage2, "vitality": _vitality, "pairs": _pairs}[args.stage](args)
+    summary = {"stage1": _stage1, "stage2": _stage2, "vitality": _vitality, "pairs": _pairs, "ar": _ar}[args.stage](args)
     print(json.dumps({"stage": args.stage, "out": args.out, **summary}))
     return 0
 
@@ -83,6 +89,10 @@ def _check_common(args: argparse.Namespace) -> None:
         raise ValueError(f"--time-budget must be a positive number of minutes, got {args.time_budget}")
     if args.tau is not None and args.top_k is not None:
         raise ValueError(f"give --tau ({args.tau}) or --top-k ({args.top_k}), not both")
+    if args.stage == "ar" and (args.model != "embedded" or args.flux):
+        raise ValueError("train ar trains Emu3 (--emu3); --model/--flux do not apply")
+    if (args.emu3 or args.gbca_steps is not None) and args.stage != "ar":
+        raise ValueError("--emu3 and --gbca-steps are only used by train ar")
     if args.model == "flux" and not args.flux:
         raise ValueError("--model flux needs --flux PATH (a FluxPipeline folder such as FLUX.1-dev)")
     if args.model == "embedded" and args.flux:
@@ -135,6 +145,12 @@ def _data(args: argparse.Namespace, side: int):
     return train, val
 
 
+def _warmup(args: argparse.Namespace, default: int) -> int:
+    if args.warmup is not None and args.warmup < 0:
+        raise ValueError(f"--warmup must be ≥ 0, got {args.warmup}")
+    return default if args.warmup is None else args.warmup
+
+
 def _budget(args: argparse.Namespace) -> float | None:
     return None if args.time_budget is None else args.time_budget * 60.0
 
@@ -145,7 +161,7 @@ def _stage1(args: argparse.Namespace) -> dict:
     if args.model == "flux" and args.init:
         raise ValueError("stage1 --model flux starts a new LoRA; --init is not used")
     steps, batch, lr = DEFAULTS[("stage1", args.model)]
-    options = Stage1Options(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, warmup=args.warmup,
+    options = Stage1Options(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, warmup=_warmup(args, 100),
                             seed=args.seed, time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 100,
                             ema_decay=args.ema)
     backbone = _backbone(args)
@@ -156,14 +172,28 @@ def _stage1(args: argparse.Namespace) -> dict:
 def _stage2(args: argparse.Namespace) -> dict:
     from ..training.stage2 import Stage2Options, train_stage2
 
+    backbone = _backbone(args)
+    if backbone.kind == "embedded" and backbone.config.reference_channels:
+        return _stage2_paired(args, backbone)
     steps, batch, lr = DEFAULTS[("stage2", args.model)]
     options = Stage2Options(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, seed=args.seed,
                             time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 50,
                             lesion_weight=3.0 if args.lesion_weight is None else args.lesion_weight)
-    backbone = _backbone(args)
     vital = _vital_layers(args, backbone)
     train, val = _data(args, backbone.side)
     return train_stage2(backbone, train, args.out, vital, options, backbone.editor.strength_mlp, val)
+
+
+def _stage2_paired(args: argparse.Namespace, backbone) -> dict:
+    """Stage 2 for a reference-conditioned embedded model: s(τ) + vital-layer projections, paired loss, batched."""
+    from ..training.paired import StrengthOptions, train_strength
+
+    options = StrengthOptions(steps=args.steps or 600, batch=args.batch or 8, seed=args.seed,
+                              lr_strength=args.lr or 1e-2, time_budget_s=_budget(args),
+                              checkpoint_every=args.checkpoint_every or 100,
+                              lesion_weight=4.0 if args.lesion_weight is None else args.lesion_weight)
+    train, val = _data(args, backbone.side)
+    return train_strength(backbone, train, args.out, _vital_layers(args, backbone), options, val)
 
 
 def _pairs(args: argparse.Namespace) -> dict:
@@ -172,7 +202,7 @@ def _pairs(args: argparse.Namespace) -> dict:
     from ..training.paired import PairedOptions, reference_conditioned, train_paired
 
     steps, batch, lr = DEFAULTS[("pairs", "embedded")]
-    options = PairedOptions(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, warmup=args.warmup,
+    options = PairedOptions(steps=args.steps or steps, batch=args.batch or batch, lr=args.lr or lr, warmup=_warmup(args, 100),
                             seed=args.seed, time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 250,
                             ema_decay=args.ema, lesion_weight=4.0 if args.lesion_weight is None else args.lesion_weight)
     backbone = _backbone(args)
@@ -229,3 +259,34 @@ def _copy_with_vital_layers(init: Path, out: Path, config, selected: list[int]) 
         if strength.is_file():
             shutil.copy2(strength, out / strength.name)
     replace(config, vital_layers=tuple(selected)).save(out / "config.json")
+
+
+def _ar(args: argparse.Namespace) -> dict:
+    """Emu3-Gen in bf16 (CUDA) or fp32 (CPU), then LoRA and GBCA-MLP training (training/ar.py)."""
+    from ..ar.lora import load_lora
+    from ..checkpoints import checkpoint_path
+    from ..engines.ar import LeGendAREngine, default_gbca_layers
+    from ..training.ar import ARTrainOptions, train_ar
+
+    source = args.emu3 or checkpoint_path("emu3")
+    if source is None:
+        raise ValueError("train ar needs --emu3 PATH (or LEGEND_EMU3_PATH / checkpoints/emu3-gen/)")
+    gbca_steps = 500 if args.gbca_steps is None else args.gbca_steps
+    if gbca_steps < 0:
+        raise ValueError(f"--gbca-steps must be ≥ 0, got {gbca_steps}")
+    if args.init and args.steps is not None:
+        raise ValueError(f"--steps trains a new LoRA; with --init {args.init} only the GBCA MLP trains (--gbca-steps)")
+    if args.init and gbca_steps == 0:
+        raise ValueError("--init with --gbca-steps 0 leaves nothing to train")
+    steps, batch, lr = DEFAULTS[("ar", "emu3")]
+    engine = LeGendAREngine.from_pretrained(source, quantization=None, device=args.device, model_side=args.side)
+    backbone = engine.backbone
+    if args.init:
+        load_lora(backbone.model, args.init)
+    options = ARTrainOptions(steps=0 if args.init else (args.steps or steps), batch=args.batch or batch, lr=args.lr or lr,
+                             warmup=_warmup(args, 30), gbca_steps=gbca_steps, seed=args.seed,
+                             time_budget_s=_budget(args), checkpoint_every=args.checkpoint_every or 500,
+                             gradient_checkpointing=backbone.device.type == "cuda")
+    layers = _vital_layers(args, None) if args.vital_layers else default_gbca_layers(backbone.num_layers)
+    train, val = _data(args, args.side)
+    return train_ar(backbone, train, args.out, layers, options, engine.strength_mlp, val)

@@ -139,8 +139,11 @@ def train_paired(backbone: Backbone, data: PairSet, out: str | Path, vital_layer
     return {"steps": step, "seconds": round(_elapsed(start), 1)}
 
 
-def paired_loss(backbone: Backbone, batch: dict, vital: frozenset[int], strength: torch.Tensor | float | None = None) -> torch.Tensor:
-    """Lesion-weighted MSE of both rows' velocities, with dual-path GBCA at the vital layers."""
+def paired_loss(backbone: Backbone, batch: dict, vital: frozenset[int], strength=None) -> torch.Tensor:
+    """Lesion-weighted MSE of both rows' velocities, with dual-path GBCA at the vital layers.
+
+    strength: None (the batch's drawn per-pair strengths), a float for every pair, or s(τ) (a StrengthMLP).
+    """
     ref = backbone.encode_images(batch["reference"])  # (P, N, C)
     flu = backbone.encode_images(batch["follow_up"])  # (P, N, C)
     pairs = ref.shape[0]
@@ -148,12 +151,13 @@ def paired_loss(backbone: Backbone, batch: dict, vital: frozenset[int], strength
     noise = backbone.editor.codec.pack(batch["noise"]).to(x0).repeat(2, 1, 1)  # (2P, N, C): ε shared by a pair's rows
     t = batch["t"].to(x0).repeat(2)  # (2P,)
     embeds, pooled = backbone.encode_text(batch["source_texts"] + batch["progression_texts"])  # (2P, T, J), (2P, P)
-    s = batch["strength"] if strength is None else torch.full((pairs,), float(strength))
-    state = GBCAState(
-        prior=batch["prior"].to(x0),  # (P, N_img)
-        strength=torch.cat([torch.zeros(pairs), s]).to(x0),  # (2P,): source rows unbiased
-        bias_layers=vital, inject_layers=vital, dual=True,
-    )
+    if isinstance(strength, torch.nn.Module):
+        per_row = lambda tau: strength(tau.float()).to(x0)  # noqa: E731 — s(τ) per row; source rows get no prior
+    else:
+        s = batch["strength"] if strength is None else torch.full((pairs,), float(strength))
+        per_row = torch.cat([torch.zeros(pairs), s]).to(x0)  # (2P,): source rows unbiased
+    state = GBCAState(prior=batch["prior"].to(x0), strength=per_row,  # prior (P, N_img)
+                      bias_layers=vital, inject_layers=vital, dual=True)
     with gbca_installed(backbone.transformer, state):
         v = backbone.velocity(noisy(x0, noise, t), t, embeds, pooled, reference=ref.repeat(2, 1, 1))  # (2P, N, C)
     weight = torch.cat([torch.ones_like(batch["weight"]), batch["weight"]])  # (2P, S, S)
@@ -268,6 +272,110 @@ def _resume(out: Path, optimizer, ema: EMA, params, sampler: ItemSampler, genera
     sampler.order, sampler.epoch = state["sampler"]
     generator.set_state(state["generator"])
     return int(state["step"])
+
+
+@dataclass(frozen=True)
+class StrengthOptions:
+    """Stage 2 of the thesis on the embedded model: only s(τ) and the vital layers' attention projections train."""
+
+    steps: int = 600
+    batch: int = 8
+    lr_strength: float = 1e-2  # s(τ) starts at 0.01 (pre-activation ≈ −4.6): it needs a large step to move
+    lr_projections: float = 3e-5
+    weight_decay: float = 0.01
+    lesion_weight: float = 4.0
+    sigma_ratio: float = 0.10
+    p_caption_drop: float = 0.0
+    point_jitter: float = 0.02
+    seed: int = 1
+    checkpoint_every: int = 100
+    log_every: int = 10
+    val_pairs: int = 32
+    time_budget_s: float | None = None
+
+
+def vital_projections(backbone: Backbone, vital: frozenset[int]) -> list[torch.nn.Parameter]:
+    """Query/key/value/output projection weights of the vital layers' attention (eq. 5.10's GBCA parameters)."""
+    from ..processors import attention_layers
+
+    params = []
+    for layer, _, attn in attention_layers(backbone.transformer):
+        if layer in vital:
+            for name in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj", "to_add_out"):
+                module = getattr(attn, name, None)
+                if module is not None:
+                    params += list(module.parameters())
+            if getattr(attn, "to_out", None) is not None:
+                params += list(attn.to_out[0].parameters())
+    return params
+
+
+def train_strength(backbone: Backbone, data: PairSet, out: str | Path, vital_layers, options: StrengthOptions,
+                   val: PairSet | None = None) -> dict:
+    """Train s(τ) (init 0.01) and the vital layers' projections with the lesion-weighted paired loss; publish the
+    model folder (config.json with the vital layers, weights, gbca_strength.safetensors) into `out`."""
+    from ..strength import StrengthMLP
+
+    vital = check_layers("vital layers", vital_layers, backbone.num_layers)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone.transformer.requires_grad_(False).train()
+    projections = vital_projections(backbone, vital)
+    for param in projections:
+        param.requires_grad_(True)
+    mlp = (backbone.editor.strength_mlp or StrengthMLP()).float().train().requires_grad_(True)
+    optimizer = torch.optim.AdamW([{"params": list(mlp.parameters()), "lr": options.lr_strength},
+                                   {"params": projections, "lr": options.lr_projections}],
+                                  weight_decay=options.weight_decay)
+    generator = torch.Generator().manual_seed(options.seed)
+    sampler = ItemSampler(len(data), generator)
+    batch_options = PairedOptions(batch=options.batch, lesion_weight=options.lesion_weight, sigma_ratio=options.sigma_ratio,
+                                  p_caption_drop=options.p_caption_drop, point_jitter=options.point_jitter,
+                                  p_strength_off=0.0, val_pairs=options.val_pairs)
+    val_batch = _validation_batch(val, batch_options, backbone.token_grid()) if val is not None else None
+    config = replace(backbone.config, vital_layers=tuple(sorted(vital)))
+    log = JsonlLog(out / LOG_FILE)
+    log.write(event="start", stage="gbca", pairs=len(data), vital_layers=sorted(vital),
+              trainable=sum(p.numel() for p in projections) + sum(p.numel() for p in mlp.parameters()),
+              options=asdict(options))
+    if val_batch is not None:
+        log.write(event="baseline", **_strength_validation(backbone, val_batch, vital, mlp))
+    start, step, window = time.perf_counter(), 0, []
+    while step < options.steps and not (options.time_budget_s and _elapsed(start) > options.time_budget_s):
+        batch = _batch(data, sampler.take(options.batch), batch_options, generator, backbone.token_grid(), train=True)
+        loss = paired_loss(backbone, batch, vital, mlp)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        window.append(loss.item())
+        if step % options.log_every == 0:
+            log.write(step=step, loss=sum(window) / len(window), strength=_probe(mlp), elapsed_s=round(_elapsed(start), 1))
+            window = []
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            backbone.transformer.eval()
+            publish(out, lambda folder: save_model(folder / "model", backbone.transformer, config, mlp))
+            losses = _strength_validation(backbone, val_batch, vital, mlp) if val_batch is not None else {}
+            backbone.transformer.train()
+            log.write(event="checkpoint", step=step, strength=_probe(mlp), **losses)
+            write_json(out / STATE_FILE, {"stage": "gbca", "step": step, "strength": _probe(mlp), **losses,
+                                          "options": asdict(options)})
+    backbone.transformer.eval()
+    return {"steps": step, "strength": _probe(mlp), "seconds": round(_elapsed(start), 1)}
+
+
+@torch.no_grad()
+def _strength_validation(backbone, batch, vital, mlp) -> dict[str, float]:
+    mirrored = {**batch, "prior": batch["mirrored_prior"]}
+    return {"val_loss_learned": float(paired_loss(backbone, batch, vital, mlp)),
+            "val_loss_s0": float(paired_loss(backbone, batch, vital, 0.0)),
+            "val_loss_mirrored_learned": float(paired_loss(backbone, mirrored, vital, mlp))}
+
+
+@torch.no_grad()
+def _probe(mlp) -> dict[str, float]:
+    taus = (0.1, 0.5, 0.9)
+    return {f"tau={t}": round(v, 4) for t, v in zip(taus, mlp(torch.tensor(taus)).tolist())}
 
 
 def _elapsed(start: float) -> float:
