@@ -161,6 +161,7 @@ def test_vlm_points_follow_the_thesis_post_processing():
     result = ground_with_vlm(as_grounding_image(synthetic_chest(448, 448)[0]), TEXT, model=ScriptedModel(answer))
     assert result.grounder == "vlm"
     assert [(p.confidence) for p in result.points] == [5]  # merged pair keeps 5, confidence 2 dropped
+    assert result.lung_fields["source"] == "vlm"  # the result says who placed the points
 
 
 @pytest.mark.parametrize("answer", [
@@ -177,6 +178,7 @@ def test_malformed_or_hostile_answers_fall_back_to_the_rules(answer):
     assert result.grounder == "rules"
     assert result.warnings[0].startswith("VLM grounder failed")
     assert len(result.points) == 1 and right.contains(result.points[0].x, result.points[0].y)
+    assert result.lung_fields["source"] == "image"  # the fallback's lung fields are reported, not lost
 
 
 def test_a_hostile_description_is_quoted_data_and_cannot_change_the_format():

@@ -129,10 +129,12 @@ def ground_with_vlm(picture: GroundingImage, text: str, model: PointModel | None
     except Exception as exc:  # noqa: BLE001 — every failure means: fall back, visibly
         fallback = ground_with_rules(picture, text)
         warning = f"VLM grounder failed ({_reason(exc)}); used the rules grounder instead"
-        return GroundingResult(fallback.points, fallback.image_size, "rules", [warning] + fallback.warnings)
+        return GroundingResult(fallback.points, fallback.image_size, "rules", [warning] + fallback.warnings,
+                               fallback.lung_fields)
     points = finish(rescale(parsed.points, answer.seen_size, picture.original_size), picture.original_size)
     notes = [f"VLM answer repaired: {', '.join(parsed.repairs)}"] if parsed.repairs else []
-    return GroundingResult(points, picture.original_size, "vlm", notes)
+    return GroundingResult(points, picture.original_size, "vlm", notes,
+                           {"source": "vlm", "method": "Qwen2.5-VL placed the points on the image itself"})
 
 
 def to_pil(array: np.ndarray):
