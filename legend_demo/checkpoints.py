@@ -35,9 +35,24 @@ def checkpoint_path(name: str) -> str | None:
     return str(path) if path.exists() else None
 
 
+def public_name(source: str) -> str:
+    """How a checkpoint is named in reports and on the page: repo-relative for the project's own files, the last
+    path component for any other local path (server paths never leave the server), a hub id unchanged."""
+    path = Path(source)
+    if not path.exists():
+        return str(source)
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return resolved.name
+
+
 @dataclass(frozen=True)
 class Fingerprint:
-    """How a checkpoint is identified in provenance: a sha256 of small files, or of a folder's configs."""
+    """How a checkpoint is identified in provenance: a sha256 of small files, or of a folder's configs.
+
+    `source` is the public name (public_name), never an absolute server path."""
 
     source: str
     sha256: str | None
@@ -52,7 +67,7 @@ def fingerprint(source: str | None) -> Fingerprint | None:
         return None
     path = Path(source)
     if path.is_file():
-        return Fingerprint(source, _sha256_file(path), "file")
+        return Fingerprint(public_name(source), _sha256_file(path), "file")
     if path.is_dir():
         digest = hashlib.sha256()
         for item in sorted(path.rglob("*")):
@@ -61,7 +76,7 @@ def fingerprint(source: str | None) -> Fingerprint | None:
                 digest.update(f"{rel}:{item.stat().st_size}\n".encode())
                 if item.suffix == ".json":
                     digest.update(item.read_bytes())
-        return Fingerprint(source, digest.hexdigest(), "configs")
+        return Fingerprint(public_name(source), digest.hexdigest(), "configs")
     return Fingerprint(source, None, "hub-id")
 
 

