@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--image", help="prior radiograph: PNG, JPEG, TIFF or DICOM")
     p.add_argument("--text", help="progression description, e.g. 'new right lower lobe consolidation'")
     p.add_argument("--grounder", default="rules", choices=("rules", "vlm"),
-                   help="rules: deterministic, CPU (default); vlm: Qwen2.5-VL-7B, falls back to rules on failure")
+                   help="rules: deterministic, CPU (default); vlm: Qwen2.5-VL-7B (needs installed weights; "
+                        "falls back to rules if an answer is unusable)")
     p.add_argument("--jsonl", help="batch file: one {\"image\": ..., \"text\": ...} object per line")
     p.set_defaults(func=run)
 
