@@ -32,7 +32,9 @@ def _inject(model, config) -> list[torch.nn.Parameter]:
     if getattr(model, "_legend_lora", None) is not None:
         raise ValueError("this model already carries a LoRA adapter")
     model.requires_grad_(False)
+    training = model.training
     inject_adapter_in_model(config, model)
+    model.train(training)  # the injected layers start in training mode (LoRA dropout on); keep the model's mode
     model._legend_lora = config
     params = [p for name, p in model.named_parameters() if "lora_" in name]
     for p in params:
