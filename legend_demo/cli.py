@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "legend_demo.commands.ground",
     "legend_demo.commands.synth",
     "legend_demo.commands.train",
+    "legend_demo.commands.profile",
     "legend_demo.commands.evaluate",
     "legend_demo.commands.study",
 )

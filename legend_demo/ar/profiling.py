@@ -146,6 +146,7 @@ def plot_profile(run: ProfileRun, path, title: str = "LeGend AR: layer-wise atte
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = run.table()
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), constrained_layout=True)
@@ -158,6 +159,7 @@ def plot_profile(run: ProfileRun, path, title: str = "LeGend AR: layer-wise atte
         for layer in run.bias_layers:
             ax.axvspan(layer - 0.5, layer + 0.5, color="tab:orange", alpha=0.12, lw=0)
         ax.set_xlabel("decoder layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(label)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
