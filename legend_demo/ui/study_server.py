@@ -31,6 +31,7 @@ from ..study.throttle import ThrottlePolicy
 from .study_app import build_study_app
 
 log = logging.getLogger("legend_demo.study.server")
+API_PREFIX = "/gradio_api"
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",  # no clickjacking of the rating buttons
     "X-Content-Type-Options": "nosniff",
@@ -105,14 +106,15 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
-        """Visitors without a session are sent from the page to the login form; every answer gets safe headers."""
-        if request.method == "GET" and request.url.path.rstrip("/") == "" and await session_of(request) is None:
-            response: Response = RedirectResponse("login", status_code=303)
-        else:
-            response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+        """Visitors without a session are sent from the page to the login form and refused by every Gradio API
+        route (including the heartbeat, which Gradio leaves open); every answer gets safe headers."""
+        path = request.url.path.rstrip("/")
+        if path in ("", API_PREFIX) or path.startswith(API_PREFIX + "/"):
+            if await session_of(request) is None:
+                response: Response = (RedirectResponse("login", status_code=303) if path == "" and request.method == "GET"
+                                      else JSONResponse({"detail": "Not authenticated"}, status_code=401))
+                return _secured(response)
+        return _secured(await call_next(request))
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, bye: int = 0) -> Response:
@@ -151,6 +153,12 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
     )
 
 
+def _secured(response: Response) -> Response:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
 def _login_page(title: str, message: str, status: int) -> HTMLResponse:
     box = f"<p class='message' id='login-message'>{html.escape(message)}</p>" if message else ""
     page = LOGIN_PAGE.format(title=html.escape(title), message=box)
@@ -179,6 +187,12 @@ def serve_study(db_path: str | Path, host: str = "127.0.0.1", port: int = 7860) 
     """Serve the study until interrupted (blocking)."""
     import uvicorn
 
+    auth_log = logging.getLogger("legend_demo.study")  # login attempts and flagged cases, for the operator
+    if not auth_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        auth_log.addHandler(handler)
+        auth_log.setLevel(logging.INFO)
     app = create_study_server(db_path)
     print(f"[legend] reader study on http://{host}:{port}/ (readers and the admin log in there)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
