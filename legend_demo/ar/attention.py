@@ -66,7 +66,8 @@ class ARGBCAState:
     text_mass: dict[int, float] = field(default_factory=dict)  # layer → summed attention to X_D keys
     counts: dict[int, int] = field(default_factory=dict)  # layer → number of queries counted
     calls: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # layer → [(N_A,)] per call if keep_calls
-    _cached: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)
+    _cached: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # s_ℓ without gradients
+    _bias_cache: dict[tuple, torch.Tensor] = field(default_factory=dict, repr=False)  # (B, 1, 1, S_max) per layer
 
     def __post_init__(self) -> None:
         self.bias_layers = check_layers("GBCA layers", self.bias_layers, self.num_layers)
@@ -110,14 +111,25 @@ class ARGBCAState:
             return {layer: round(float(self.layer_strength(layer)), 6) for layer in sorted(self.bias_layers)}
 
     def key_bias(self, layer: int, batch: int, kv_len: int, like: torch.Tensor) -> torch.Tensor | None:
-        """(B, 1, 1, kv_len) additive bias s_ℓ·r over the keys seen so far, or None when inactive at this layer."""
+        """(B, 1, 1, kv_len) additive bias s_ℓ·r over the keys seen so far, or None when inactive at this layer.
+
+        Without gradients (sampling, profiling) the full-length bias is made once per layer and sliced per call.
+        """
         if not self.bias_active(layer):
             return None
         if self.key_prior.shape[1] < kv_len or self.key_prior.shape[0] not in (1, batch):
             raise ValueError(f"key_prior {tuple(self.key_prior.shape)} does not cover {batch} rows of {kv_len} keys")
-        prior = self.key_prior[:, :kv_len].to(device=like.device, dtype=like.dtype)  # (B or 1, kv)
+        if torch.is_grad_enabled():
+            return self._full_bias(layer, batch, like)[..., :kv_len]
+        key = (layer, batch, like.dtype, like.device)
+        if key not in self._bias_cache:
+            self._bias_cache[key] = self._full_bias(layer, batch, like)
+        return self._bias_cache[key][..., :kv_len]
+
+    def _full_bias(self, layer: int, batch: int, like: torch.Tensor) -> torch.Tensor:
+        prior = self.key_prior.to(device=like.device, dtype=like.dtype)  # (B or 1, S_max)
         strength = self.layer_strength(layer).to(device=like.device, dtype=like.dtype)
-        return (strength * prior).expand(batch, -1).reshape(batch, 1, 1, kv_len)  # (B, 1, 1, kv)
+        return (strength * prior).expand(batch, -1).reshape(batch, 1, 1, -1)  # (B, 1, 1, S_max)
 
     def record(self, layer: int, mass: torch.Tensor, counts: torch.Tensor) -> None:
         """Add the X_A-key and X_D-key parts of one call's attention mass (B, kv) to the layer's sums."""
