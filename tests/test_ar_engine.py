@@ -179,3 +179,32 @@ def test_registry_loads_the_engine_when_allowed_on_cpu(monkeypatch, tmp_path):
         assert isinstance(engine, LeGendAREngine) and engine.model_side == TINY_AR_SIDE
     finally:
         registry.clear_cache()
+
+
+def test_quantization_configs_keep_the_tokenizer_and_head_unquantized():
+    nf4, int8 = bnb_config("nf4"), bnb_config("int8")
+    assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_compute_dtype == torch.bfloat16
+    assert int8.load_in_8bit and bnb_config(None) is None
+    assert nf4.llm_int8_skip_modules == int8.llm_int8_skip_modules == ["vqmodel", "lm_head"]
+
+
+def test_free_vram_check_refuses_with_the_numbers(monkeypatch):
+    from legend_demo.engines import ar
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (4 * 2**30, 80 * 2**30))
+    with pytest.raises(EngineUnavailableError, match=r"4\.0 GiB free of 80\.0 GiB.*nf4.*9 GiB"):
+        ar.check_free_vram("nf4")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (40 * 2**30, 80 * 2**30))
+    ar.check_free_vram(None)  # 22 GiB needed, 40 free: no error
+
+
+def test_out_of_memory_while_sampling_becomes_a_generation_error(engine, film, monkeypatch):
+    from legend_demo.engines import ar
+    from legend_demo.errors import GenerationError
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(ar, "sample_follow_up", oom)
+    with pytest.raises(GenerationError, match="out of GPU memory.*released"):
+        engine.generate(request(film))
