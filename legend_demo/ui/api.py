@@ -92,14 +92,16 @@ def make_api(config: AppConfig):
         raw = parse_points(points)
         if raw is None:
             found = as_points(ground(loaded, text or "", "rules").points)
+            note = {"count": len(found), "by": "grounder: rules", "found_for": " ".join((text or "").split())}
         else:
             found = as_points(raw)
             check_inside(found, loaded.original_size)
+            note = {"count": len(found), "by": "the API caller", "found_for": None}
         options = check_options(sigma_ratio, bias_strength, seed, steps, num_samples, compare_gbca_off)
         params = GenerateParams(
             text=text or "", points=found, source_text=source_text or "", capture_layers=parse_layers(layers),
             engine=engine or config.engine or None,  # '' = the engine this app was started with
-            **options, **check_output_options(output_mode, region_scale, keep_blend),
+            **options, **check_output_options(output_mode, region_scale, keep_blend), points_note=note,
         )
         bundle = run_generation(loaded, params)
         files, report = write_downloads(bundle, params, loaded)

@@ -1,6 +1,8 @@
 """`create_demo()`: the clinician-facing page (layout and wiring only; callbacks live in handlers.py)."""
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -8,27 +10,61 @@ import gradio as gr
 
 from ..edit_region import SCALE_RANGE
 from ..engines.base import SIGMA_RATIO_RANGE
-from ..engines.registry import available_engines
+from ..engines.registry import available_engines, load_engine
 from .api import add_api_endpoints
 from .config import UPLOAD_SUFFIXES, AppConfig
-from .examples import example_files
+from .examples import gallery_items
 from .generation import MAX_SAMPLES
 from .handlers import (
-    make_upload_handler, on_cancel, on_example_select, on_generate, on_ground, on_points_edited, on_sigma,
+    NO_IMAGE, make_upload_handler, on_cancel, on_clear, on_example_select, on_generate, on_ground, on_points_edited,
+    on_sigma,
 )
 from .point_editor import PointEditor
 from .result_store import purge_session
+from .viewer import FilmViewer
 
 MAX_BIAS_STRENGTH = 10.0  # Engine.max_bias_strength default; the engine re-checks its own bound
-NOTICE = (
-    "<div id='research-notice' style='border:2px solid #b45309;background:#fff7ed;color:#7c2d12;"
-    "padding:8px 12px;border-radius:8px'><b>Research use only — not for diagnosis.</b> Every image this app "
-    "makes is <b>SYNTHETIC</b> and labelled so. An uploaded file is deleted from the server as soon as it is read; "
-    "its pixels stay only in this session's memory. Result files are deleted when you close the page, and nothing "
-    "from your session stays on the server more than 75 minutes after that (state and cache: 1 h, checked every "
-    "15 min). Nothing identifying is read from DICOM headers. Do not upload identifiable patient data to a public "
-    "deployment.</div>"
+STEPLESS_ENGINES = ("legend-ar",)  # autoregressive decoding: one step per token, the steps setting is not used
+HEADER = (
+    "<div id='page-header'><h1>LeGend demo <span>— synthetic longitudinal chest X-ray follow-ups with GBCA</span></h1>"
+    "<div id='research-notice'><b>Research use only — not for diagnosis.</b> Every image this app makes is "
+    "<b>SYNTHETIC</b> and labelled so. <details><summary>What is kept, and for how long</summary>An uploaded file is "
+    "deleted from the server as soon as it is read; its pixels stay only in this session's memory. Result files are "
+    "deleted when you close the page, and nothing from your session stays on the server more than 75 minutes after "
+    "that (state and cache: 1 h, checked every 15 min). Nothing identifying is read from DICOM headers. Do not upload "
+    "identifiable patient data to a public deployment.</details></div></div>"
 )
+NOTICE = HEADER  # the research notice is part of the page header
+PAGE_CSS = """
+.gradio-container { --layout-gap: 8px; padding-top: 0 !important; padding-bottom: 4px !important; }
+.gradio-container .main { padding-top: 2px !important; }
+.gradio-container main { padding-top: 0 !important; }
+.html-container:has(#page-header) { padding-top: 2px !important; padding-bottom: 0 !important; }
+#page-header { display: flex; flex-wrap: wrap; gap: 2px 16px; align-items: center; }
+#page-header h1 { font-size: 18px; margin: 0; }
+#page-header h1 span { font-weight: 400; font-size: 14px; }
+#research-notice { border: 2px solid #b45309; background: #fff7ed; color: #7c2d12; padding: 2px 10px;
+  border-radius: 8px; font-size: 13px; flex: 1 1 420px; }
+#research-notice details { display: inline; }
+#research-notice summary { display: inline; cursor: pointer; text-decoration: underline; }
+#examples-box > button { padding-top: 2px; padding-bottom: 2px; }
+#input-row { gap: 8px; }
+#input-row textarea { font-size: 14px; }
+#actions { gap: 6px; }
+#actions button { min-height: 32px; padding-top: 3px; padding-bottom: 3px; font-size: 14px; white-space: nowrap; }
+#main-sliders { gap: 4px; }
+#main-sliders .block { padding-top: 3px; padding-bottom: 3px; }
+#point-editor { --lv-stage-h: clamp(240px, calc(100vh - 362px), 1100px); }
+#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 430px), 1000px); }
+#status, #image-summary { min-height: 18px; }
+#status, #image-summary, #status .prose, #image-summary .prose, #status p, #image-summary p {
+  font-size: 12px !important; line-height: 1.35 !important; margin: 0 !important; }
+#examples .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  font-size: 11px; line-height: 1.2; }
+@media (max-width: 640px) {
+  #point-editor, #result-viewer { --lv-stage-h: 300px; }
+}
+"""
 
 
 def engine_choices(preferred: str | None = None) -> tuple[list[tuple[str, str]], str | None, str]:
@@ -51,7 +87,7 @@ def _engine_lines(infos) -> str:
 def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
     """Grounders usable here: the rules always; the VLM only with its checkpoint and a CUDA GPU."""
     if not config.has_checkpoint("qwen"):
-        return ["rules"], f"VLM grounder unavailable: no Qwen2.5-VL checkpoint in `{config.checkpoint_dir('qwen')}`."
+        return ["rules"], "VLM grounder unavailable: its weights (Qwen2.5-VL) are not installed on this server."
     try:
         import torch
 
@@ -65,7 +101,7 @@ def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
 
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
     """Options every launch of this app uses (app.py, tests, benchmark)."""
-    return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb",
+    return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb", "css": PAGE_CSS,
             "run_history": False}  # Gradio's run history would keep inputs and results in the browser for good
 
 
@@ -75,50 +111,79 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
     if study_db:
         raise ValueError("a reader study is served on its own, behind its login: python app.py --study DB")
     config = config or AppConfig.from_env()
-    with gr.Blocks(title="LeGend demo — synthetic chest X-ray follow-ups", delete_cache=(900, 3600)) as demo:
-        gr.Markdown("# LeGend demo — synthetic longitudinal chest X-ray follow-ups with GBCA")
-        gr.HTML(NOTICE, js_on_load=None)
-        with gr.Tab("Generate"):
-            _generate_tab(config, demo)
+    configure_logging()
+    with gr.Blocks(title="LeGend demo — synthetic chest X-ray follow-ups", delete_cache=(900, 3600),
+                   fill_width=True) as demo:
+        gr.HTML(HEADER, js_on_load=None)
+        _generate_page(config, demo)
         add_api_endpoints(config, None)
         demo.unload(purge_session)  # the session's result files go when its page is closed (result_store)
     demo.queue(max_size=64, default_concurrency_limit=1)
     return demo
 
 
-def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
+def configure_logging() -> None:
+    """One line per refused input on the console (INFO); tracebacks of refusals only with LEGEND_LOG_LEVEL=DEBUG."""
+    logger = logging.getLogger("legend_demo.ui")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    level = os.environ.get("LEGEND_LOG_LEVEL", "INFO").upper()
+    logger.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+
+
+def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
+    """One laptop screen: inputs in a row, the point editor and the results viewer side by side below it,
+    secondary outputs and settings in tabs underneath."""
     state = gr.State(None, time_to_live=3600)
-    with gr.Row():
-        with gr.Column(scale=1):
+    with gr.Accordion("Synthetic examples — click one to load its film, description and lesion points",
+                      open=True, elem_id="examples-box") as examples_box:
+        examples = gr.Gallery(gallery_items(), label="SYNTHETIC examples (CT renders and drawings made by this "
+                              "project — not patient data)", show_label=False, columns=6, height=200,
+                              allow_preview=False, object_fit="contain", elem_id="examples", buttons=[])
+    with gr.Row(elem_id="input-row", equal_height=False):
+        with gr.Column(scale=3, min_width=220):
             upload = gr.File(label="Prior radiograph (PNG, JPEG, TIFF or DICOM)", file_types=list(UPLOAD_SUFFIXES),
-                             elem_id="upload")
-            examples = gr.Gallery([(p, e.caption) for p, e in example_files()], label="SYNTHETIC examples "
-                                  "(CT renders and drawings made by this project — not patient data)", columns=5, height=150,
-                                  allow_preview=False, elem_id="examples", buttons=[])
-            text = gr.Textbox(label="Progression description", lines=2, elem_id="text",
+                             elem_id="upload", height=72)
+        with gr.Column(scale=5, min_width=280):
+            text = gr.Textbox(label="Progression description", lines=2, max_lines=5, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
-            source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
-            engine = gr.Dropdown([], value=None, label="Engine", interactive=False)
-            engine_notes = gr.Markdown("Checking which engines can run here…", elem_id="engine-notes")
-            grounders, grounder_note = grounder_choices(config)
-            grounder = gr.Radio(grounders, value="rules", label="Grounder")
-            gr.Markdown(grounder_note)
-            find = gr.Button("Find lesions", elem_id="find")
-        with gr.Column(scale=2):
+        with gr.Column(scale=3, min_width=240, elem_id="actions"):
+            with gr.Row():
+                find = gr.Button("Find lesions", elem_id="find", size="md", scale=2)
+                cancel = gr.Button("Cancel", variant="stop", elem_id="cancel", size="md", scale=1, min_width=70)
+            generate = gr.Button("Generate SYNTHETIC follow-up", variant="primary", elem_id="generate", size="md")
+            compare = gr.Checkbox(value=False, label="Compare with GBCA off", elem_id="compare",
+                                  container=False)
+        with gr.Column(scale=4, min_width=240, elem_id="main-sliders"):
+            sigma, region = _main_controls()
+    with gr.Row(elem_id="film-row"):
+        with gr.Column(scale=1, min_width=320):
             editor = PointEditor(elem_id="point-editor")
-            points_text = gr.Textbox(label="Points received by Python (original image pixels)", interactive=False,
-                                     elem_id="points-json", value="[]")
-            summary = gr.Markdown("No image yet.", elem_id="image-summary")
-    controls = _controls()
-    with gr.Row():
-        generate = gr.Button("Generate SYNTHETIC follow-up", variant="primary", elem_id="generate")
-        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-    outputs = _outputs()
-    sigma, region = controls[0], controls[-2]
-    demo.load(_engine_discovery(config), None, [engine, engine_notes], api_visibility="private", queue=False)
-    upload.change(make_upload_handler(config), [upload, sigma], [state, editor, points_text, summary],
-                  api_visibility="private")
-    examples.select(on_example_select, None, [upload, text], api_visibility="private")
+            summary = gr.Markdown(NO_IMAGE, elem_id="image-summary")
+        with gr.Column(scale=1, min_width=320):
+            viewer = FilmViewer(elem_id="result-viewer")
+            status = gr.Markdown(elem_id="status")
+    with gr.Tabs(elem_id="secondary"):
+        with gr.Tab("Settings"):  # first, so rendered at load (the points box is read by the tests)
+            settings = _settings(config)
+        outputs = _outputs(status, viewer)
+    engine, engine_notes, source, grounder, trained, bias, steps, seed, samples, layers, output, keep, points_text = settings
+    controls = [sigma, trained, bias, steps, seed, samples, compare, layers, output, region, keep]
+    upload_outputs = [state, editor, points_text, summary, *outputs]
+    demo.load(_engine_discovery(config), None, [engine, engine_notes], api_visibility="private", queue=False).then(
+        steps_control, engine, steps, api_visibility="private")
+    engine.change(steps_control, engine, steps, api_visibility="private")
+    trained.change(lambda t: gr.Slider(interactive=not t), trained, bias, api_visibility="private", queue=False)
+    for box in (output, keep):
+        box.change(region_control, [output, keep], region, api_visibility="private", queue=False)
+    text.change(None, text, None, js=TEXT_TO_EDITOR)  # the editor marks points found for another text (browser only)
+    upload.upload(make_upload_handler(config), [upload, sigma, region], [upload, *upload_outputs],
+                  api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False)
+    upload.clear(on_clear, None, upload_outputs, api_visibility="private")
+    examples.select(on_example_select, [sigma, region], [upload, text, source, *upload_outputs],
+                    api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False)
     find.click(on_ground, [state, text, grounder, sigma, region], [editor, points_text], api_visibility="private")
     editor.change(on_points_edited, [editor, sigma, region], [editor, points_text], show_progress="hidden",
                   trigger_mode="always_last", api_visibility="private")
@@ -126,8 +191,35 @@ def _generate_tab(config: AppConfig, demo: gr.Blocks) -> None:
         slider.change(on_sigma, [editor, sigma, region], editor, show_progress="hidden", trigger_mode="always_last",
                       api_visibility="private")
     job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
-                         concurrency_id="gpu", concurrency_limit=1, api_visibility="private")
+                         concurrency_id="gpu", concurrency_limit=1, show_progress_on=[viewer],
+                         api_visibility="private")  # progress (and a failure's badge) on the viewer only
     cancel.click(on_cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+
+
+TEXT_TO_EDITOR = ("(text) => { window.__legendText = text; "
+                  "window.dispatchEvent(new CustomEvent('legend:text', {detail: text})); return []; }")
+
+
+def _close():
+    return gr.Accordion(open=False)
+
+
+def steps_control(engine: str | None):
+    """The steps slider says the chosen engine's default (loading the engine if needed) and is disabled for
+    engines without denoising steps."""
+    if engine in STEPLESS_ENGINES:
+        return gr.Slider(interactive=False, label="Steps (not used: this engine decodes token by token)")
+    try:
+        default = load_engine(engine).default_steps if engine else None
+    except Exception:  # noqa: BLE001 - Generate reports why the engine cannot run
+        default = None
+    label = f"Steps (0 = the engine's default, {default})" if default else "Steps (0 = the engine's default)"
+    return gr.Slider(interactive=True, label=label)
+
+
+def region_control(output: str, keep: bool):
+    """The edit-region size is used by the composite and by keep-region blending; with neither it is disabled."""
+    return gr.Slider(interactive=output == "composite" or bool(keep))
 
 
 def _engine_discovery(config: AppConfig):
@@ -140,53 +232,71 @@ def _engine_discovery(config: AppConfig):
     return discover
 
 
-def _controls() -> list[gr.components.Component]:
+def _main_controls() -> tuple[gr.Slider, gr.Slider]:
     lo, hi = SIGMA_RATIO_RANGE
-    with gr.Accordion("Controls", open=True):
-        with gr.Row():
-            sigma = gr.Slider(lo, hi, value=0.10, step=0.01, label="σ ratio of the Gaussian prior",
-                              info="σ = ratio · min(h, w) token cells; thesis default 0.10", elem_id="sigma")
-            trained = gr.Checkbox(value=True, label="Use the trained bias strength s(τ)")
-            bias = gr.Slider(0.0, MAX_BIAS_STRENGTH, value=1.0, step=0.1, label="Fixed bias strength",
-                             info="used when the box is unticked; 0 = GBCA off")
-        with gr.Row():
-            steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = engine default)")
-            seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
-            samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)")
-            compare = gr.Checkbox(value=False, label="Compare with GBCA off (same seed)")
-            layers = gr.Textbox(value="", label="Layers to show", placeholder="blank = vital layers, e.g. 0, 17, 56")
-        with gr.Row():
-            lo, hi = SCALE_RANGE
-            output = gr.Radio([("Change on my film (composite)", "composite"), ("Model view (raw engine output)", "model-view")],
-                              value="composite", label="Output", elem_id="output-mode",
-                              info="composite: only the described change is added to your film, inside the edit "
-                                   "region; elsewhere the film is untouched")
-            region = gr.Slider(lo, hi, value=1.0, step=0.05, label="Edit region size (× σ)", elem_id="region-scale",
-                               info="the dashed outline in the editor: where the follow-up may differ from the prior")
-            keep = gr.Checkbox(value=True, label="Keep-region blending while sampling", elem_id="keep-blend",
-                               info="the engine's change stays inside the edit region at every step")
-    return [sigma, trained, bias, steps, seed, samples, compare, layers, output, region, keep]
+    sigma = gr.Slider(lo, hi, value=0.10, step=0.01, label="σ ratio of the prior (default 0.10)",
+                      elem_id="sigma")
+    lo, hi = SCALE_RANGE
+    region = gr.Slider(lo, hi, value=1.0, step=0.05, label="Edit region size (× σ, dashed)",
+                       elem_id="region-scale")
+    return sigma, region
 
 
-def _outputs() -> list[gr.components.Component]:
-    status = gr.Markdown(elem_id="status")
+def _settings(config: AppConfig) -> list[gr.components.Component]:
+    with gr.Row():
+        with gr.Column(scale=2):
+            start = [config.engine] if config.engine else []  # the configured engine until the list is filled
+            engine = gr.Dropdown(start, value=config.engine, label="Engine", interactive=False, elem_id="engine")
+            engine_notes = gr.Markdown("Checking which engines can run here…", elem_id="engine-notes")
+        with gr.Column(scale=2):
+            grounders, grounder_note = grounder_choices(config)
+            grounder = gr.Radio(grounders, value="rules", label="Grounder", info=grounder_note)
+            source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
+    with gr.Row():
+        trained = gr.Checkbox(value=True, label="Use the trained bias strength s(τ)", elem_id="trained")
+        bias = gr.Slider(0.0, MAX_BIAS_STRENGTH, value=1.0, step=0.1, label="Fixed bias strength", interactive=False,
+                         info="used only when 'Use the trained bias strength' is unticked; 0 = GBCA off", elem_id="bias")
+        steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = the engine's default)", elem_id="steps")
+        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+        samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)")
+    with gr.Row():
+        layers = gr.Textbox(value="", label="Layers to show", placeholder="blank = vital layers, e.g. 0, 17, 56")
+        output = gr.Radio([("Change on my film (composite)", "composite"), ("Model view (raw engine output)", "model-view")],
+                          value="composite", label="Output", elem_id="output-mode",
+                          info="composite: only the described change is added to your film, inside the edit "
+                               "region; elsewhere the film is untouched")
+        keep = gr.Checkbox(value=True, label="Keep-region blending while sampling", elem_id="keep-blend",
+                           info="the engine's change stays inside the edit region at every step")
+    points_text = gr.Textbox(label="Lesion points Generate will use (film pixels, read-only)", interactive=False,
+                             elem_id="points-json", value="[]", max_lines=4)
+    return [engine, engine_notes, source, grounder, trained, bias, steps, seed, samples, layers, output, keep, points_text]
+
+
+def _outputs(status: gr.Markdown, viewer: FilmViewer) -> list[gr.components.Component]:
+    """The result tabs; returns every result output in handlers' order."""
     view_only = ["fullscreen"]  # no built-in download buttons: they would hand out unlabelled webp copies
-    with gr.Row():
-        slider = gr.ImageSlider(label="Prior film ↔ SYNTHETIC follow-up film", elem_id="slider", buttons=view_only)
-        diff = gr.Image(label="Difference (SYNTHETIC − prior): red brighter, blue darker", elem_id="difference",
-                        buttons=view_only)
-    with gr.Row():
-        prior = gr.Image(label="Gaussian prior on the token grid (model view)", elem_id="prior-overlay", buttons=view_only)
-        model_view = gr.Image(label="Model view: the engine's raw output", elem_id="model-view", buttons=view_only)
-    samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height=340,
-                         elem_id="samples", buttons=view_only)
-    attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys)",
-                           columns=5, elem_id="attention", buttons=view_only)
-    with gr.Row():
+    with gr.Tab("Maps"):
+        with gr.Row():
+            diff = gr.Image(label="Difference: SYNTHETIC follow-up − prior (shared scale, colour bar below)",
+                            elem_id="difference", buttons=view_only)
+            diff_off = gr.Image(label="Difference: GBCA off − prior (same scale)", elem_id="difference-off",
+                                buttons=view_only, visible=False)
+            prior = gr.Image(label="Gaussian prior on the token grid (model view)", elem_id="prior-overlay",
+                             buttons=view_only)
+            model_view = gr.Image(label="Model view: the engine's raw output", elem_id="model-view", buttons=view_only)
+    with gr.Tab("Samples"):
+        samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height="auto",
+                             object_fit="contain", elem_id="samples", buttons=view_only)
+    with gr.Tab("Attention"):
+        attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys); colour "
+                               "bar: share of the image attention per token cell, one scale for all layers", columns=5, height="auto", object_fit="contain",
+                               elem_id="attention", buttons=view_only)
+    with gr.Tab("Metrics"):
         plot = gr.Plot(label="CBI / EAR / Attn-IoU per layer")
         table = gr.Dataframe(label="Attention metrics per layer", elem_id="metrics-table")
-    with gr.Row():
+    with gr.Tab("Downloads"):
+        files = gr.File(label="Downloads: SYNTHETIC film PNG and DICOM Secondary Capture, model view, report JSON "
+                        "(every image labelled below its pixels)", file_count="multiple", elem_id="downloads")
+    with gr.Tab("Report"):
         report = gr.JSON(label="Provenance / report", elem_id="report")
-        files = gr.File(label="Downloads: SYNTHETIC PNG, DICOM Secondary Capture, report JSON", file_count="multiple",
-                        elem_id="downloads")
-    return [status, slider, diff, prior, model_view, samples, attention, plot, table, report, files]
+    return [status, viewer, diff, diff_off, prior, model_view, samples, attention, plot, table, report, files]

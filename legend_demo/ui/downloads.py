@@ -23,6 +23,8 @@ def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str,
         "num_samples": params.num_samples, "compare_gbca_off": params.compare_off,
         "steps": params.steps, "capture_layers": list(params.capture_layers) if params.capture_layers else None,
     }
+    if params.points_note:  # which text the points were found for (never another text than progression_text)
+        report["request"]["lesion_points"] = dict(params.points_note)
     report["samples"] = [{"seed": seed, "layers": [a.metrics() for a in r.layers]} for seed, r in zip(bundle.seeds, bundle.samples)]
     if bundle.off is not None:
         report["gbca_off"] = {"seed": bundle.seeds[0], "bias_strength": 0.0, "layers": [a.metrics() for a in bundle.off.layers]}

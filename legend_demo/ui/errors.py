@@ -35,20 +35,31 @@ def user_message(exc: BaseException) -> str:
 
 
 def friendly(fn: F) -> F:
-    """Decorator: re-raise any exception from `fn` as gr.Error(user_message(exc)); log unexpected ones."""
+    """Decorator: re-raise any exception from `fn` as gr.Error(user_message(exc)). A user's mistake (bad input, a
+    missing engine, a cancel) logs one line; its traceback only at DEBUG level. Unexpected errors log a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
+        except gr.Error as exc:
+            _log_refusal(fn.__name__, str(exc.message))
+            exc.print_exception = False  # Gradio would print a full traceback for a user's mistake
             raise
         except Exception as exc:  # noqa: BLE001 - the whole point is to catch everything
-            if not isinstance(exc, (ValueError, GenerationCancelled, EngineUnavailableError, GenerationError)):
+            message = user_message(exc)
+            if isinstance(exc, (ValueError, GenerationCancelled, EngineUnavailableError, GenerationError)):
+                _log_refusal(fn.__name__, message)
+            else:
                 log.exception("callback %s failed", fn.__name__)
-            raise gr.Error(user_message(exc), print_exception=False) from None
+            raise gr.Error(message, print_exception=False) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _log_refusal(callback: str, message: str) -> None:
+    log.info("%s refused: %s", callback, message)
+    log.debug("%s refused", callback, exc_info=True)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -1,7 +1,10 @@
 """The examples gallery: SYNTHETIC images only, never patient data, and every caption says so.
 
 First the held-out cases of the project's synthetic data set shipped in assets/examples/ (rendered from a CT,
-see `python -m legend_demo synth`), then cartoon drawings made here with numpy/OpenCV.
+see `python -m legend_demo synth`), then cartoon drawings made here with numpy/OpenCV. Each example carries its
+lesion points (stored in examples.json for the renders, where the finding was drawn for the drawings), so
+picking one loads its film, its description and its points. The gallery shows labelled thumbnails (the
+SYNTHETIC band below each picture); the film loaded is the example itself.
 """
 from __future__ import annotations
 
@@ -13,7 +16,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..points import LesionPoint
+from .point_labels import clinician_label
+
 WIDTH, HEIGHT = 448, 512  # deliberately not square: exercises the pad/crop framing
+THUMB_SIDE = 256  # gallery thumbnails (the band below is drawn at this width)
 SHIPPED = Path(__file__).resolve().parents[2] / "assets" / "examples"
 
 
@@ -24,11 +31,19 @@ class Example:
     text: str  # progression description offered with it
     seed: int
     path: str | None = None  # a shipped synthetic render; None = draw the cartoon
+    points: tuple[LesionPoint, ...] = ()  # lesion points in the example's pixels (labelled "finding, change (zone)")
+    source_text: str = ""
 
     @property
     def caption(self) -> str:
         kind = "render from CT" if self.path else "drawing"
         return f"SYNTHETIC {kind} — {self.name}"
+
+    def lesion_points(self) -> list[LesionPoint]:
+        """Its stored points; for a drawing, where its finding was drawn (at WIDTH × HEIGHT)."""
+        if self.path is not None:
+            return list(self.points)
+        return [LesionPoint(fx * WIDTH, fy * HEIGHT, 5, label) for fx, fy, label in DRAWN_POINTS[self.finding]]
 
 
 EXAMPLES = (
@@ -38,6 +53,16 @@ EXAMPLES = (
     Example("left upper zone opacity", "opacity-left-upper", "improving left upper zone opacity", 4),
     Example("no finding", "normal", "new right mid zone airspace opacity", 5),
 )
+
+
+# Where each drawing's finding is (fractions of W, H), and its label; "normal" marks where its text's change goes.
+DRAWN_POINTS = {
+    "opacity-right-lower": ((0.30, 0.62, "consolidation, increased (right lower lobe)"),),
+    "effusion-left": ((0.72, 0.76, "pleural effusion, new (left costophrenic angle)"),),
+    "cardiomegaly": ((0.55, 0.66, "cardiomegaly, increased (heart)"),),
+    "opacity-left-upper": ((0.70, 0.32, "opacity, decreased (left upper zone)"),),
+    "normal": ((0.30, 0.45, "airspace opacity, new (right mid zone)"),),
+}
 
 
 def draw_chest(finding: str = "normal", seed: int = 0, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
@@ -73,8 +98,7 @@ def _draw_ribs(img: np.ndarray, lungs: np.ndarray, cx: int, height: int) -> None
 def _draw_finding(img: np.ndarray, lungs: np.ndarray, finding: str, width: int, height: int) -> None:
     blob = np.zeros_like(img)
     if finding.startswith("opacity"):
-        x = 0.3 if "right" in finding else 0.7  # patient right = image left
-        y = 0.62 if "lower" in finding else 0.32
+        x, y, _ = DRAWN_POINTS[finding][0]  # patient right = image left
         cv2.circle(blob, (int(x * width), int(y * height)), int(0.07 * width), 1.0, -1)
         blob = cv2.GaussianBlur(blob, (0, 0), 0.03 * width)
         img += 0.35 * blob * (lungs > 0)
@@ -104,7 +128,49 @@ def shipped_examples(folder: Path = SHIPPED) -> list[Example]:
         return []
     entries = json.loads(manifest.read_text())["examples"]
     return [
-        Example(e["name"], e["change"]["type"], e["text"], 0, str(folder / e["file"]))
+        Example(e["name"].removesuffix(" (none)"), e["change"]["type"], e["text"], 0, str(folder / e["file"]),
+                tuple(_stored_points(e)), e.get("source_text", ""))
         for e in entries
         if (folder / e["file"]).is_file()
     ]
+
+
+def _stored_points(entry: dict) -> list[LesionPoint]:
+    """An examples.json entry's lesion points, labelled from its change (type, direction, side, lobe/zone)."""
+    change = entry.get("change", {})
+    label = clinician_label(f"{change.get('type', 'finding')}, {change.get('direction', 'no stated change')} "
+                            f"({_site(change)})")
+    return [LesionPoint(float(p["x"]), float(p["y"]), int(p.get("confidence", 5)), label)
+            for p in entry.get("lesion_points", [])]
+
+
+def _site(change: dict) -> str:
+    """The grounder's compact site for a stored change: "RLL", "R costophrenic", "cardiac"."""
+    from ..grounding.rules import LOBE_CODES
+
+    side, lobe, zone = change.get("side"), change.get("lobe"), change.get("zone")
+    if side in ("right", "left"):
+        if lobe and (side, lobe) in LOBE_CODES:
+            return LOBE_CODES[(side, lobe)]
+        return f"{side[0].upper()} {zone or 'lung'}"
+    return zone or "lung"
+
+
+def gallery_items(cache_dir: Path | None = None) -> list[tuple[str, str]]:
+    """(thumbnail path, caption) per example: each thumbnail carries the SYNTHETIC band below its pixels."""
+    from ..export import SYNTHETIC_LABEL, with_label_band
+    from ..image_io import load_image
+
+    folder = cache_dir or Path(tempfile.gettempdir()) / "legend_demo_examples"
+    items = []
+    for path, example in example_files(cache_dir):
+        thumb = folder / f"labelled_{Path(path).stem}.png"
+        if not thumb.exists():
+            image = load_image(path).array
+            scale = THUMB_SIDE / max(image.shape)
+            small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                               interpolation=cv2.INTER_AREA)
+            banded = with_label_band(small, [SYNTHETIC_LABEL, "example: not patient data"])
+            cv2.imwrite(str(thumb), (np.clip(banded, 0, 1) * 255).round().astype(np.uint8))
+        items.append((str(thumb), example.caption))
+    return items

@@ -44,6 +44,7 @@ class GenerateParams:
     output_mode: OutputMode = "composite"  # the change on the film, or the raw model view upsampled
     region_scale: float = 1.0  # edit region size × the Gaussian prior's σ
     keep_blend: bool = True  # keep-region blending in the sampler
+    points_note: dict | None = None  # how the points were made: {"by": "grounder: rules" | "example" | ..., "found_for"}
 
     @property
     def effective_noise_mix(self) -> float:

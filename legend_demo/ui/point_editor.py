@@ -1,19 +1,28 @@
-"""The lesion-point editor: a gradio 6 `gr.HTML` component with its own JavaScript.
+"""The lesion-point editor: a gradio 6 `gr.HTML` component on the film viewer (viewer.py, static/point_editor.js).
 
-Shows the radiograph with its lesion points (confidence in each dot) and the Gaussian prior overlay.
-Drag a point to move it, click the image to add one, double-click a point or press its ✕ to delete it.
-Its value (a dict) travels both ways; points are always in ORIGINAL image pixels:
+Shows the prior film (12-bit, window/level, zoom/pan, invert, L/R markers) with numbered lesion points, the
+Gaussian prior overlay and the dashed edit-region outline (each can be hidden). Click the film to add a point,
+drag a point to move it, double-click it or press its ✕ to delete it; each point's finding, change, zone and
+confidence are shown and editable in the list beside the film; undo/redo and "reset to found points"; keyboard
+shortcuts act only while the editor has the focus, never in a text box.
 
-    {"image": data-URL, "overlay": data-URL or "", "width": W, "height": H,
-     "points": [{"x": float, "y": float, "confidence": int, "label": str}, ...]}
+Its value travels both ways and never holds film pixels or window/level; points are in ORIGINAL image pixels:
 
-The overlay is computed in Python (`prior_overlay`, with `legend_demo.prior.gaussian_prior`) on the
+    {"width": W, "height": H, "points": [{"x", "y", "confidence", "label"}, ...],
+     "found": the grounder's points (for "reset"), "for_text": the description they were found for (None: placed
+     by hand), "rev": changes whenever Python replaces the points, "origin": "grounder: rules" / "example" / "",
+     "overlay": {"prior": data URL, "region": data URL} (drawn here; the browser does not send it back)}
+
+The film itself is the component's `film` property ({"film": viewer payload, "markers", "presets"}), sent once
+per upload. The overlay is computed in Python (`prior_overlay`, with `legend_demo.prior.gaussian_prior`) on the
 generator's token grid and mapped back through the square frame, so it shows what the model is given.
+A point label reads "finding, change (zone)" (legend_demo.ui.point_labels).
 """
 from __future__ import annotations
 
 import base64
 import math
+import uuid
 from typing import Any, Iterable
 
 import cv2
@@ -25,120 +34,25 @@ from ..edit_region import region_weights
 from ..geometry import FrameMode, SquareFrame
 from ..points import LesionPoint, as_points, check_inside, whole_number
 from ..prior import gaussian_prior
+from .viewer import film_payload, side_markers, static_text, window_presets
 
-DISPLAY_MAX_SIDE = 512
 OVERLAY_MAX_SIDE = 256
+REGION_MAX_SIDE = 768  # the dashed outline is drawn finer than the smooth prior
 MODEL_SIDE = 256
 TOKEN_GRID = (16, 16)  # FLUX at 256²: 32×32 latents in 2×2 patches
 
-HTML_TEMPLATE = r"""
-${(() => {
-  const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c]));
-  const v = (value && typeof value === 'object' && value.image) ? value : null;
-  if (!v) {
-    return `<div class="pe-empty">Upload a radiograph or pick a synthetic example, then press <b>Find lesions</b> or click the image to place points.</div>`;
-  }
-  const pts = Array.isArray(v.points) ? v.points : [];
-  const dots = pts.map((p, i) => `<div class="pe-pt conf${esc(p.confidence)}" data-i="${i}" style="left:${100 * p.x / v.width}%;top:${100 * p.y / v.height}%" title="point ${i + 1}: x=${Math.round(p.x)}, y=${Math.round(p.y)}, confidence ${esc(p.confidence)} (drag to move, double-click to delete)"><span>${esc(p.confidence)}</span></div>`).join('');
-  const rows = pts.map((p, i) => `<li>#${i + 1} · x=${Math.round(p.x)}, y=${Math.round(p.y)} · confidence ${esc(p.confidence)}${p.label ? ' · ' + esc(p.label) : ''} <button type="button" class="pe-del" data-i="${i}" aria-label="delete point ${i + 1}">✕</button></li>`).join('');
-  const overlay = v.overlay ? `<img class="pe-ov" src="${v.overlay}" alt="Gaussian prior" draggable="false"/>` : '';
-  return `<div class="pe-wrap">
-    <div class="pe-stage" style="aspect-ratio:${v.width} / ${v.height}">
-      <img class="pe-img" src="${v.image}" alt="radiograph (points in its pixels)" draggable="false"/>${overlay}${dots}
-    </div>
-    <div class="pe-side">
-      <div class="pe-size">${v.width} × ${v.height} px · ${pts.length} point${pts.length === 1 ? '' : 's'}</div>
-      <ol class="pe-list">${rows}</ol>
-      <div class="pe-help">Drag a point to move it · click the image to add one · double-click a point or press ✕ to delete it.</div>
-    </div>
-  </div>`;
-})()}
-"""
-
-CSS_TEMPLATE = r"""
-.pe-wrap { display: flex; gap: 12px; flex-wrap: wrap; align-items: flex-start; }
-.pe-stage { position: relative; width: min(100%, 480px); background: #000; cursor: crosshair; user-select: none; touch-action: none; }
-.pe-img, .pe-ov { position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }
-.pe-ov { opacity: 0.55; image-rendering: auto; }
-.pe-pt { position: absolute; width: 22px; height: 22px; margin: -11px 0 0 -11px; border-radius: 50%;
-         border: 2px solid #fff; background: rgba(220, 40, 40, 0.85); cursor: grab; z-index: 2;
-         display: flex; align-items: center; justify-content: center; box-shadow: 0 0 3px #000; }
-.pe-pt.conf4 { background: rgba(230, 140, 20, 0.85); }
-.pe-pt.conf3 { background: rgba(200, 200, 30, 0.85); }
-.pe-pt span { color: #fff; font: bold 11px sans-serif; pointer-events: none; }
-.pe-pt:active { cursor: grabbing; }
-.pe-side { flex: 1; min-width: 180px; font-size: 0.9em; }
-.pe-list { margin: 4px 0; padding-left: 1.2em; }
-.pe-del { border: none; background: none; color: #c00; cursor: pointer; font-weight: bold; }
-.pe-help, .pe-size { color: var(--body-text-color-subdued, #666); }
-.pe-empty { padding: 24px; border: 1px dashed var(--border-color-primary, #ccc); border-radius: 8px; }
-"""
-
-JS_ON_LOAD = r"""
-let drag = null;
-let suppressClick = false;
-const current = () => (props.value && typeof props.value === 'object' && props.value.image) ? props.value : null;
-const round1 = (n) => Math.floor(n * 10) / 10;  // down, so a point at the far edge stays inside (x < W)
-const toImage = (ev) => {
-  const rect = element.querySelector('.pe-stage').getBoundingClientRect();
-  const fx = Math.min(Math.max((ev.clientX - rect.left) / rect.width, 0), 0.9999);
-  const fy = Math.min(Math.max((ev.clientY - rect.top) / rect.height, 0), 0.9999);
-  const v = current();
-  return { fx, fy, x: round1(fx * v.width), y: round1(fy * v.height) };
-};
-const commit = (points) => { props.value = Object.assign({}, current(), { points }); };
-element.addEventListener('pointerdown', (ev) => {
-  const dot = ev.target.closest('.pe-pt');
-  if (!dot || !current()) return;
-  ev.preventDefault();
-  drag = { i: Number(dot.dataset.i), dot, pos: null };
-  if (dot.setPointerCapture) dot.setPointerCapture(ev.pointerId);
-});
-element.addEventListener('pointermove', (ev) => {
-  if (!drag) return;
-  const p = toImage(ev);
-  drag.dot.style.left = (100 * p.fx) + '%';
-  drag.dot.style.top = (100 * p.fy) + '%';
-  drag.pos = p;
-});
-const endDrag = () => {
-  if (!drag) return;
-  const d = drag;
-  drag = null;
-  if (!d.pos) return;
-  suppressClick = true;
-  setTimeout(() => { suppressClick = false; }, 0);
-  commit(current().points.map((q, k) => k === d.i ? Object.assign({}, q, { x: d.pos.x, y: d.pos.y }) : q));
-};
-element.addEventListener('pointerup', endDrag);
-element.addEventListener('pointercancel', endDrag);
-element.addEventListener('click', (ev) => {
-  const v = current();
-  if (!v) return;
-  const del = ev.target.closest('.pe-del');
-  if (del) { commit(v.points.filter((_, k) => k !== Number(del.dataset.i))); return; }
-  if (suppressClick || ev.target.closest('.pe-pt') || !ev.target.closest('.pe-stage')) return;
-  const p = toImage(ev);
-  commit([...(v.points || []), { x: p.x, y: p.y, confidence: 5, label: 'added by user' }]);
-});
-element.addEventListener('dblclick', (ev) => {
-  const dot = ev.target.closest('.pe-pt');
-  const v = current();
-  if (!dot || !v) return;
-  commit(v.points.filter((_, k) => k !== Number(dot.dataset.i)));
-});
-"""
-
 
 class PointEditor(gr.HTML):
-    """Interactive lesion-point editor over a radiograph (value documented in the module docstring)."""
+    """Interactive lesion-point editor over a film (value documented in the module docstring)."""
 
     def __init__(self, value: dict | None = None, **kwargs: Any):
+        kwargs.setdefault("film", None)
         super().__init__(
             value=value,
-            html_template=HTML_TEMPLATE,
-            css_template=CSS_TEMPLATE,
-            js_on_load=JS_ON_LOAD,
+            html_template="<div class='lv-host' tabindex='0'></div>",  # the script draws inside; never re-rendered
+            css_template=static_text("viewer.css") + static_text("point_editor.css"),
+            js_on_load=static_text("viewer.js") + "\n" + static_text("point_editor.js"),
+            apply_default_css=False,  # the viewer's own compact styles, not the page's prose styles
             **kwargs,
         )
 
@@ -150,21 +64,43 @@ class PointEditor(gr.HTML):
         return {
             "type": "object",
             "properties": {
-                "image": {"type": "string"}, "overlay": {"type": "string"},
                 "width": {"type": "integer"}, "height": {"type": "integer"},
-                "points": {"type": "array", "items": point},
+                "points": {"type": "array", "items": point}, "found": {"type": "array", "items": point},
+                "for_text": {"type": ["string", "null"]}, "rev": {"type": "string"}, "origin": {"type": "string"},
             },
         }
 
 
+def film_props(image) -> dict[str, Any]:
+    """The editor's `film` property for a LoadedImage: 12-bit pixels, side markers, window presets."""
+    return {"film": film_payload(image.array), "markers": side_markers(image.dicom_info),
+            "presets": window_presets(image.array, image.dicom_info)}
+
+
+def points_stale(value: Any, text: str) -> bool:
+    """True when the editor's points were found for another description than `text` (whitespace aside)."""
+    if not isinstance(value, dict) or not value.get("points") or value.get("for_text") is None:
+        return False
+    return normalise_text(value["for_text"]) != normalise_text(text)
+
+
+def normalise_text(text: Any) -> str:
+    return " ".join(str(text or "").split())
+
+
 def editor_value(
     array: np.ndarray, points: Iterable, sigma_ratio: float, region_scale: float = 1.0, *,
+    found: Iterable | None = None, for_text: str | None = None, origin: str = "",
     frame_mode: FrameMode = "pad", grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
-    """The editor's value for an (H, W) [0, 1] image, its points (original pixels) and the prior overlay."""
-    height, width = array.shape
-    value = {"image": png_data_url(_fit(array, DISPLAY_MAX_SIDE)), "width": width, "height": height,
-             "points": [_point_dict(p) for p in as_points(points)], "overlay": ""}
+    """The editor's value for an (H, W) image, its points (original pixels), the points the grounder found (for
+    "reset"), the description they were found for, and the overlay for `sigma_ratio` / `region_scale`. Every call
+    gives a new `rev`: the browser starts a fresh undo history."""
+    height, width = array.shape[:2]
+    value = {"width": width, "height": height, "points": [_point_dict(p) for p in as_points(points)],
+             "found": [_point_dict(p) for p in as_points(found)] if found is not None else [],
+             "for_text": normalise_text(for_text) if for_text is not None else None,
+             "rev": uuid.uuid4().hex[:12], "origin": origin}
     return with_overlay(value, sigma_ratio, region_scale, frame_mode=frame_mode, grid=grid, model_side=model_side)
 
 
@@ -172,23 +108,30 @@ def with_overlay(
     value: dict[str, Any], sigma_ratio: float, region_scale: float = 1.0, *, frame_mode: FrameMode = "pad",
     grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
-    """A copy of `value` with its overlay recomputed: the Gaussian prior for `sigma_ratio` and the edit region's
-    outline (where a composite may differ from the film) for `region_scale`."""
+    """A copy of `value` with its overlay recomputed: {"prior": the Gaussian prior for `sigma_ratio` (RGBA heat),
+    "region": the dashed outline of the edit region (where a composite may differ from the film) for
+    `region_scale`}, both as PNG data URLs over the whole film ("" without points)."""
     points = editor_points(value)
     size = (int(value["width"]), int(value["height"]))
-    overlay = ""
+    overlay = {"prior": "", "region": ""}
     if points:
         prior = prior_overlay(points, size, sigma_ratio, frame_mode=frame_mode, grid=grid, model_side=model_side)
-        rgba = heat_rgba(prior)
-        outline = region_outline(points, size, sigma_ratio, region_scale, prior.shape, frame_mode)
-        rgba[outline] = (255, 255, 255, 230)
-        overlay = png_data_url(rgba)
+        overlay["prior"] = png_data_url(heat_rgba(prior))
+        overlay["region"] = png_data_url(outline_rgba(region_outline(points, size, sigma_ratio, region_scale,
+                                                                     _fit_shape(size, REGION_MAX_SIDE), frame_mode)))
     return {**value, "points": [_point_dict(p) for p in points], "overlay": overlay}
+
+
+def outline_rgba(outline: np.ndarray) -> np.ndarray:
+    """(h, w) bool outline → (h, w, 4) uint8: white dashes on transparent."""
+    rgba = np.zeros((*outline.shape, 4), np.uint8)
+    rgba[outline] = (255, 255, 255, 235)
+    return rgba
 
 
 def region_outline(points: list[LesionPoint], original_size: tuple[int, int], sigma_ratio: float, region_scale: float,
                    shape: tuple[int, int], frame_mode: FrameMode = "pad") -> np.ndarray:
-    """(h_d, w_d) bool: the edge of the edit region W (its outer limit, dashed) at the overlay's resolution."""
+    """(h_d, w_d) bool: the edge of the edit region W (its outer limit, dashed) at resolution `shape`."""
     width, height = original_size
     factor = shape[1] / width  # overlay pixels per original pixel
     frame = SquareFrame.fit(original_size, MODEL_SIDE, frame_mode)
@@ -197,7 +140,28 @@ def region_outline(points: list[LesionPoint], original_size: tuple[int, int], si
     inside = (weights > 0).astype(np.uint8)
     edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
     yy, xx = np.indices(shape)
-    return edge & (((xx + yy) // 4) % 2 == 0)  # dashed
+    dash = max(3, shape[1] // 96)
+    return edge & (((xx + yy) // dash) % 2 == 0)  # dashed
+
+
+def film_region_outline(mask: np.ndarray, max_side: int = REGION_MAX_SIDE) -> str:
+    """The outline of a film's edit region (Film.region_mask(), (H, W)) as an RGBA PNG data URL ('' when empty)."""
+    if not (mask > 0).any():
+        return ""
+    height, width = mask.shape
+    out_h, out_w = _fit_shape((width, height), max_side)
+    inside = cv2.resize((mask > 0).astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST)
+    edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    yy, xx = np.indices(edge.shape)
+    dash = max(3, out_w // 96)
+    return png_data_url(outline_rgba(edge & (((xx + yy) // dash) % 2 == 0)))
+
+
+def _fit_shape(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(h, w) of an image of size (W, H) shrunk to at most max_side on its long side."""
+    width, height = size
+    scale = min(1.0, max_side / max(width, height))
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def editor_points(value: Any) -> list[LesionPoint]:
@@ -250,15 +214,6 @@ def png_data_url(image: np.ndarray) -> str:
     if not ok:
         raise ValueError(f"could not encode a {image.shape} image as PNG")
     return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
-
-
-def _fit(array: np.ndarray, max_side: int) -> np.ndarray:
-    height, width = array.shape
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return array
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(array, size, interpolation=cv2.INTER_AREA)
 
 
 def _point_dict(point: LesionPoint) -> dict[str, Any]:

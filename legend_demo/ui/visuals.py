@@ -1,4 +1,9 @@
-"""Pictures and plots for results: attention heatmaps over the image, difference and std maps, metric plots."""
+"""Pictures and plots for results: attention heatmaps over the image, difference and std maps, metric plots.
+
+Scales are fixed per result, never per picture: every difference map of one result shares one symmetric scale
+(`difference_span`), every attention map one [0, max] scale across layers and GBCA on/off (`attention_peak`),
+and each map carries a colour bar with its unit below the picture (above the label band).
+"""
 from __future__ import annotations
 
 from typing import Sequence
@@ -13,6 +18,9 @@ METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), (
 
 DISPLAY_MIN_SIDE = 256
 FILM_DISPLAY_MAX_SIDE = 1024  # films are shown at most this large (downloads keep the full resolution)
+MIN_DIFFERENCE_SPAN = 0.10  # a difference scale never saturates below 10 % of the display range
+DIFFERENCE_PERCENTILE = 99.9  # the shared scale reaches this percentile of |difference| (a few hot pixels aside)
+COLORBAR_HEIGHT = 14
 
 
 def gray_rgb(image01: np.ndarray) -> np.ndarray:
@@ -57,11 +65,12 @@ def colormap(values01: np.ndarray, cmap: int = cv2.COLORMAP_JET) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(scaled, cmap), cv2.COLOR_BGR2RGB)
 
 
-def heatmap_over(image01: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """A token-grid heatmap (h, w), scaled to its own max, blended over the (S, S) image: (S, S, 3) uint8."""
+def heatmap_over(image01: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, peak: float | None = None) -> np.ndarray:
+    """A token-grid heatmap (h, w) on the scale [0, peak] (default: its own max) blended over the (S, S) image:
+    (S, S, 3) uint8."""
     height, width = image01.shape
-    peak = float(heatmap.max())
-    norm = heatmap / peak if peak > 0 else np.zeros_like(heatmap)
+    peak = float(heatmap.max()) if peak is None else float(peak)
+    norm = np.clip(heatmap / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(heatmap)
     up = cv2.resize(norm.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)  # (S, S)
     blend = (1 - alpha) * gray_rgb(image01).astype(np.float32) + alpha * colormap(up).astype(np.float32)
     return blend.round().astype(np.uint8)
@@ -71,32 +80,109 @@ def difference_map(before01: np.ndarray, after01: np.ndarray, span: float | None
     """after − before on a symmetric blue (darker) / red (brighter) scale ±span (default: its own max): RGB uint8."""
     diff = after01.astype(np.float32) - before01.astype(np.float32)
     span = float(np.abs(diff).max()) if span is None else span
-    d = np.clip(diff / max(span, 1e-6), -1, 1)  # (H, W) in [-1, 1]
+    return diverging(np.clip(diff / max(span, 1e-6), -1, 1))
+
+
+def diverging(d: np.ndarray) -> np.ndarray:
+    """(H, W) in [-1, 1] → RGB uint8: blue (−1), white (0), red (+1)."""
     rgb = np.stack([1 - np.clip(-d, 0, 1), 1 - np.abs(d), 1 - np.clip(d, 0, 1)], axis=-1)  # white = no change
     return (rgb * 255).round().astype(np.uint8)
 
 
-def std_map(samples: Sequence[np.ndarray]) -> np.ndarray:
-    """Per-pixel standard deviation across samples, scaled to its max (where the model is unsure): RGB."""
+def difference_span(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """One symmetric scale for all the difference maps of a result: the 99.9th percentile of |after − before| over
+    all of them, at least MIN_DIFFERENCE_SPAN (so a 2–3 % global shift shows pale, not saturated)."""
+    values = np.concatenate([np.abs(a.astype(np.float32) - b.astype(np.float32)).ravel() for b, a in pairs])
+    return max(float(np.percentile(values, DIFFERENCE_PERCENTILE)), MIN_DIFFERENCE_SPAN)
+
+
+def std_map(samples: Sequence[np.ndarray], peak: float | None = None) -> np.ndarray:
+    """Per-pixel standard deviation across samples on [0, peak] (default: its max; where the model is unsure): RGB."""
     std = np.std(np.stack(samples), axis=0)  # (S, S)
-    peak = float(std.max())
+    peak = float(std.max()) if peak is None else peak
     return colormap(std / peak if peak > 0 else std, cv2.COLORMAP_INFERNO)
 
 
-def metrics_rows(on: Sequence[LayerAttention], off: Sequence[LayerAttention] = ()) -> list[list]:
-    """Table rows: layer, CBI, EAR, Attn-IoU, text share with GBCA, then the same without (when compared)."""
+def attention_peak(*groups: Sequence[LayerAttention]) -> float:
+    """The largest attention share of any token cell over every layer shown (GBCA on and off): one [0, peak] scale."""
+    peaks = [float(a.heatmap.max()) for group in groups for a in group]
+    return max(peaks, default=0.0)
+
+
+def colorbar(width: int, lo: float, hi: float, unit: str, kind: str = "diverging", percent: bool = False) -> np.ndarray:
+    """(h, width, 3) uint8: a colour bar from lo to hi (kind 'diverging', 'jet' or 'inferno') with its end and middle
+    values (as percentages when `percent`) and the unit written below it (wrapped to the width)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    ramp = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(COLORBAR_HEIGHT, axis=0)  # (h, w)
+    if kind == "diverging":
+        bar = diverging(2 * ramp - 1)
+    else:
+        bar = colormap(ramp, cv2.COLORMAP_INFERNO if kind == "inferno" else cv2.COLORMAP_JET)
+    font = ImageFont.load_default(size=max(10, min(18, width // 28)))
+    ascent, descent = font.getmetrics()
+    line = ascent + descent + 1
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = _wrap_words(unit, lambda t: probe.textlength(t, font=font) <= width - 8)
+    text = Image.new("RGB", (width, line * (1 + len(lines)) + 4), (13, 13, 13))
+    draw = ImageDraw.Draw(text)
+    for x, value in ((0, lo), (width // 2, (lo + hi) / 2), (width, hi)):
+        label = _number(value, percent, signed=kind == "diverging")
+        size = draw.textlength(label, font=font)
+        draw.text((min(max(x - size / 2, 2), width - size - 2), 1), label, fill=(255, 255, 255), font=font)
+    for k, piece in enumerate(lines):
+        draw.text((4, line * (k + 1) + 2), piece, fill=(230, 230, 230), font=font)
+    return np.concatenate([bar, np.asarray(text)])
+
+
+def _wrap_words(text: str, fits) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and fits(f"{lines[-1]} {word}"):
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
+def _number(value: float, percent: bool = False, signed: bool = True) -> str:
+    """ASCII only (the built-in font has no minus sign): '+10%', '-0.0123', '2.3%', '0'."""
+    if abs(value) <= 1e-12:
+        return "0"
+    spec = "+.3g" if signed else ".3g"
+    return f"{100 * value:{spec}}%" if percent else f"{value:{spec}}"
+
+
+def with_colorbar(rgb: np.ndarray, lo: float, hi: float, unit: str, kind: str = "diverging",
+                  percent: bool = False) -> np.ndarray:
+    """(H, W, 3) → (H + bar, W, 3): the picture with its colour bar below it."""
+    return np.concatenate([rgb, colorbar(rgb.shape[1], lo, hi, unit, kind, percent)])
+
+
+TABLE_COLUMNS = (("cbi", "CBI"), ("ear", "EAR"), ("attn_iou", "Attn-IoU"), ("text_mass", "text share"))
+
+
+def metrics_table(on: Sequence[LayerAttention], off: Sequence[LayerAttention] = ()) -> tuple[list[str], list[list]]:
+    """(headers, rows): layer, CBI, EAR, Attn-IoU, text share with GBCA, then the same with GBCA off — columns only
+    for what was run (no GBCA-off columns without the comparison, no Attn-IoU without lesion points)."""
     off_by_layer = {a.layer: a for a in off}
+    columns = [(key, name) for key, name in TABLE_COLUMNS
+               if key != "attn_iou" or any(a.attn_iou is not None for a in [*on, *off])]
+    headers = ["layer"] + [name for _, name in columns]
+    if off:
+        headers += [f"{name} (GBCA off)" for _, name in columns]
     rows = []
     for a in on:
-        row = [a.layer, round(a.cbi, 4), round(a.ear, 4), round(a.attn_iou, 4), round(a.text_mass, 4)]
-        b = off_by_layer.get(a.layer)
-        row += [round(b.cbi, 4), round(b.ear, 4), round(b.attn_iou, 4), round(b.text_mass, 4)] if b else [None] * 4
+        row = [a.layer] + [_rounded(getattr(a, key)) for key, _ in columns]
+        if off:
+            b = off_by_layer.get(a.layer)
+            row += [_rounded(getattr(b, key)) if b else None for key, _ in columns]
         rows.append(row)
-    return rows
+    return headers, rows
 
 
-TABLE_HEADERS = ["layer", "CBI", "EAR", "Attn-IoU", "text share",
-                 "CBI (GBCA off)", "EAR (GBCA off)", "Attn-IoU (GBCA off)", "text share (GBCA off)"]
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
 
 
 def metrics_figure(on: Sequence[LayerAttention], off: Sequence[LayerAttention] = ()):
@@ -106,19 +192,22 @@ def metrics_figure(on: Sequence[LayerAttention], off: Sequence[LayerAttention] =
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3), layout="constrained")
-    axes = fig.subplots(1, len(METRICS))
-    for ax, (key, title) in zip(axes, METRICS):
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    metrics = [(key, title) for key, title in METRICS
+               if key != "attn_iou" or any(a.attn_iou is not None for a in [*on, *off])]
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, (key, title) in zip(axes, metrics):
         _plot_series(ax, on, key, "GBCA on", "-o")
         if off:
             _plot_series(ax, off, key, "GBCA off", "--s")
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("layer", fontsize=8)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7)
-    return fig
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    return fig  # the legend sits below the plots, never over a title
 
 
 def _plot_series(ax, layers: Sequence[LayerAttention], key: str, label: str, style: str) -> None:
     xs = [str(a.layer) for a in layers]
-    ax.plot(xs, [getattr(a, key) for a in layers], style, label=label, markersize=4)
+    ys = [getattr(a, key) for a in layers]
+    ax.plot(xs, [np.nan if y is None else y for y in ys], style, label=label, markersize=4)
