@@ -100,7 +100,7 @@ MIGRATIONS: tuple[str, ...] = (
         account_key TEXT NOT NULL,
         reader_id INTEGER REFERENCES readers(id) ON DELETE SET NULL,
         client TEXT NOT NULL,
-        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'failed', 'refused'))
+        outcome TEXT NOT NULL CHECK (outcome IN ('pending', 'ok', 'failed', 'refused'))
     );
     CREATE INDEX login_attempts_by_account ON login_attempts(account_key, at);
     CREATE INDEX login_attempts_by_client ON login_attempts(client, at);

@@ -1,7 +1,10 @@
 """Login throttling: temporary, growing lockouts per (name, client), per client and per name (issue 12 §2).
 
-Every attempt is written to `login_attempts` BEFORE the password is checked (as 'failed', turned into 'ok' on
-success), inside the transaction that checks the limits, so a burst of parallel guesses is counted exactly.
+Every attempt is written to `login_attempts` BEFORE the password is checked (as 'pending', then 'ok' or
+'failed'), inside the transaction that checks the limits. For one (name, client) pair a pending attempt already
+counts as a failure, so a burst of parallel guesses at one password is counted exactly; the per-client and
+per-name limits count finished failures only, so many readers behind one address (a hospital's NAT) can log in
+at the same moment.
 A lockout refuses every attempt, the right password included, without spending a password hash on it. A client
 that logged in to a name before keeps access to it while that name is under a distributed attack (the per-name
 lock spares it), so a reader can still log in while someone else guesses their password.
@@ -45,8 +48,9 @@ def lock_wait(failures: list[float], limit: int, policy: ThrottlePolicy, now: fl
     return max(0.0, failures[-1] + lock - now)
 
 
-def _failures(conn: sqlite3.Connection, where: str, args: tuple, since: float) -> list[float]:
-    rows = conn.execute(f"SELECT at FROM login_attempts WHERE outcome = 'failed' AND at >= ? AND {where} ORDER BY at",
+def _failures(conn: sqlite3.Connection, where: str, args: tuple, since: float, pending: bool = False) -> list[float]:
+    outcomes = "('failed', 'pending')" if pending else "('failed')"
+    rows = conn.execute(f"SELECT at FROM login_attempts WHERE outcome IN {outcomes} AND at >= ? AND {where} ORDER BY at",
                         (since, *args)).fetchall()
     return [r["at"] for r in rows]
 
@@ -61,7 +65,8 @@ def retry_after(conn: sqlite3.Connection, key: str, client: str, policy: Throttl
     """Seconds before an attempt for name `key` from `client` may be checked (0: now)."""
     since = now - policy.window_s
     waits = [
-        lock_wait(_failures(conn, "account_key = ? AND client = ?", (key, client), since), policy.pair_limit, policy, now),
+        lock_wait(_failures(conn, "account_key = ? AND client = ?", (key, client), since, pending=True),
+                  policy.pair_limit, policy, now),
         lock_wait(_failures(conn, "client = ?", (client,), since), policy.client_limit, policy, now),
     ]
     if not _trusted(conn, key, client, policy, now):
@@ -71,12 +76,12 @@ def retry_after(conn: sqlite3.Connection, key: str, client: str, policy: Throttl
 
 def begin_attempt(conn: sqlite3.Connection, name: str, client: str, policy: ThrottlePolicy,
                   now: float | None = None) -> tuple[int | None, float]:
-    """(attempt id, 0) when the password may be checked — the attempt is already counted as failed — or
+    """(attempt id, 0) when the password may be checked — the attempt is recorded as pending — or
     (None, seconds to wait) when locked out (recorded as refused)."""
     now, key = time.time() if now is None else now, account_key(name)
     with transaction(conn):
         wait = retry_after(conn, key, client, policy, now)
-        outcome = "refused" if wait > 0 else "failed"
+        outcome = "refused" if wait > 0 else "pending"
         attempt = conn.execute("INSERT INTO login_attempts (at, account_key, client, outcome) VALUES (?, ?, ?, ?)",
                                (now, key, client, outcome)).lastrowid
         if attempt % 500 == 0:  # now and then: forget old attempts
@@ -89,9 +94,10 @@ def begin_attempt(conn: sqlite3.Connection, name: str, client: str, policy: Thro
 
 def finish_attempt(conn: sqlite3.Connection, attempt: int, reader_id: int | None, ok: bool, client: str, who: str) -> None:
     """Record the attempt's result (who: the reader's name, 'admin', or 'an unknown name')."""
+    with transaction(conn):
+        conn.execute("UPDATE login_attempts SET outcome = ?, reader_id = ? WHERE id = ?",
+                     ("ok" if ok else "failed", reader_id, attempt))
     if ok:
-        with transaction(conn):
-            conn.execute("UPDATE login_attempts SET outcome = 'ok', reader_id = ? WHERE id = ?", (reader_id, attempt))
         log.info("study login ok: %s from %s", who, client)
     else:
         log.warning("study login failed: %s from %s", who, client)
