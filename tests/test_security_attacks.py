@@ -444,3 +444,23 @@ def test_api_reports_name_no_absolute_server_path(engine, tmp_path):
     text = json.dumps(report)
     leaks = [root for root in (str(ROOT), sys.prefix, "/tmp/", "/root/", "/home/", "/work/") if root in text]
     assert leaks == []
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"num_samples": 0}, "num_samples=0"), ({"steps": 0.5}, "whole number"), ({"steps": 2.9}, "whole number"),
+    ({"seed": 3.7}, "whole number"), ({"sigma_ratio": "wide"}, "must be a number"),
+    ({"points": [{"x": 10, "y": 10, "confidence": 1e6}]}, "confidence"), ({"points": [{"x": True, "y": 10}]}, "number"),
+    ({"points": [{"x": 500, "y": 10}]}, "outside"),
+])
+def test_generate_api_refuses_what_it_used_to_coerce(main_app, tmp_path, options, fragment):
+    url, cache = main_app
+    prior = tmp_path / "prior.png"
+    Image.fromarray((np.random.default_rng(2).random((96, 96)) * 255).astype(np.uint8)).save(prior)
+    before = set((cache / "legend_results").rglob("*")) if (cache / "legend_results").exists() else set()
+    api = gradio_client.Client(url, verbose=False)
+    with pytest.raises(gradio_client.exceptions.AppError, match=fragment) as caught:
+        api.predict(gradio_client.handle_file(str(prior)), "new right lower lobe consolidation", api_name="/generate",
+                    **{"steps": 2, **options})
+    assert "Traceback" not in str(caught.value) and "Invalid input" in str(caught.value)
+    after = set((cache / "legend_results").rglob("*")) if (cache / "legend_results").exists() else set()
+    assert after <= before  # nothing generated, nothing written

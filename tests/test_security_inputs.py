@@ -178,3 +178,22 @@ def test_operator_errors_are_one_line_and_exit_code_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err
     assert bogus.read_text().startswith("this is not SQLite")  # left untouched
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, extra, fragment", [
+    (lambda p: p, (), "does not exist"),
+    (lambda p: (p.write_text("not sqlite " * 50), p)[1], (), "not a usable study database"),
+    (lambda p: p, ("--share",), "--share cannot be used with --study"),
+])
+def test_app_study_launch_errors_are_one_line_and_exit_code_2(tmp_path, make, extra, fragment):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = make(tmp_path / "study.db")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "app.py", "--study", str(db), "--port", "1", *extra], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and fragment in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
