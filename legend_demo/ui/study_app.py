@@ -22,7 +22,7 @@ import gradio as gr
 from ..study.db import connect
 from ..study.flags import flagged_cases
 from ..study.images import DISPLAY_LONG_SIDE
-from ..study.ratings import LESION_CHOICES, Rating, RatingLockedError, submit_ratings
+from ..study.ratings import LESION_CHOICES, Rating, submit_ratings
 from ..study.reading import next_position, progress
 from ..study.screen import Screen, next_screen
 from ..study.sessions import Session, SessionPolicy, find_session, mark_shown, seconds_on_case
@@ -161,9 +161,7 @@ class StudyScreens:
             return self._current(conn, session, message)
         try:
             submit_ratings(conn, session.reader_id, position, ratings)  # committed before the next case is read
-        except RatingLockedError:
-            return self._current(conn, session, NOT_OPEN)
-        except ValueError:
+        except ValueError:  # RatingLockedError, a withdrawn or unknown case: nothing is stored, nothing explained
             return self._current(conn, session, NOT_OPEN)
         return self._current(conn, session, "Saved.")
 

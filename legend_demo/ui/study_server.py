@@ -30,7 +30,6 @@ from ..study.studies import study_settings
 from ..study.throttle import ThrottlePolicy
 from .study_app import build_study_app
 
-log = logging.getLogger("legend_demo.study.server")
 API_PREFIX = "/gradio_api"
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",  # no clickjacking of the rating buttons
