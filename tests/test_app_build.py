@@ -207,3 +207,44 @@ def test_k_seeds_really_differ_and_the_gbca_off_twin_shares_the_first_seed(tiny_
     bundle = generation.run_generation(image, params)
     assert np.abs(bundle.samples[0].followup - bundle.samples[1].followup).max() > 1e-3
     assert generation.GenerateParams(text="x", points=[]).effective_noise_mix == 0.0
+
+
+def test_viewers_load_nothing_from_the_network_and_offer_no_downloads(demo):
+    """The film viewer's script and styles are served with the page (no CDN) and it has no download buttons."""
+    from legend_demo.ui.point_editor import PointEditor
+    from legend_demo.ui.viewer import STATIC, FilmViewer
+
+    viewers = [b for b in demo.blocks.values() if isinstance(b, (PointEditor, FilmViewer))]
+    assert {type(v) for v in viewers} == {PointEditor, FilmViewer}
+    for viewer in viewers:
+        assert viewer.head is None and not viewer.buttons
+        assert "http://" not in viewer.js_on_load and "https://" not in viewer.js_on_load
+        assert "contextmenu" in viewer.js_on_load  # the canvas's "Save image as" is blocked (browser test checks it)
+    for path in STATIC.iterdir():
+        text = path.read_text()
+        assert "http://" not in text and "https://" not in text and "import(" not in text, path.name
+
+
+def test_controls_are_disabled_when_they_would_be_ignored(demo):
+    import gradio as gr
+
+    from legend_demo.ui.app_ui import region_control, steps_control
+
+    bias = next(b for b in demo.blocks.values() if isinstance(b, gr.Slider) and b.elem_id == "bias")
+    assert bias.interactive is False  # "Use the trained s(τ)" starts ticked, so the fixed strength is ignored
+    assert region_control("model-view", False).interactive is False
+    assert region_control("model-view", True).interactive is True
+    assert region_control("composite", False).interactive is True
+    assert steps_control("legend-ar").interactive is False
+    assert "default" in steps_control("tiny-random").label
+
+
+def test_page_wording_is_for_clinicians(demo):
+    config = str(demo.config)
+    assert "Points received by Python" not in config
+    assert "0 = engine default)" not in config  # the steps control says which default
+    from legend_demo.ui.app_ui import grounder_choices
+    from legend_demo.ui.config import AppConfig
+
+    _, note = grounder_choices(AppConfig(checkpoints_root=Path("/srv/secret/ckpt")))
+    assert "/srv" not in note and "secret" not in note

@@ -221,5 +221,8 @@ def _point_dict(point: LesionPoint) -> dict[str, Any]:
 
 
 def _down1(value: float) -> float:
-    """Rounded down to 0.1 px, so a point inside the image (x < W) stays inside."""
-    return math.floor(float(value) * 10) / 10
+    """Rounded down to 0.1 px, so a point inside the image (x < W) stays inside; a value already on the 0.1 grid
+    (2.3, whose ×10 is 22.999…) is kept, so the browser and Python agree on an unchanged point."""
+    value = float(value)
+    down = math.floor(round(value * 10, 6)) / 10
+    return down if down <= value else round(down - 0.1, 1)

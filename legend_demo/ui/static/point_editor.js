@@ -78,6 +78,12 @@
       ui.selected = -1;
     }
     overlayIn(v.overlay);
+    const mine = ui.local;
+    if (mine && mine !== ui.resent && (JSON.stringify(mine.points) !== JSON.stringify(v.points) || mine.for_text !== v.for_text)) {
+      // a late reply to an older edit replaced the page's copy: send the newest edit again (once), so Generate uses it
+      ui.resent = mine;
+      props.value = Object.assign({}, mine);
+    }
     render();
   };
   const filmIn = () => {
@@ -115,6 +121,7 @@
     host.querySelector('.pe-body').hidden = !v;
     host.querySelector('.lv-toolbar').hidden = !v;
     if (!v) return;
+    const focused = host.contains(document.activeElement) && document.activeElement !== host;
     const pts = points();
     pane.layer.innerHTML = pts.map((p, i) => {
       const f = parse(p.label);
@@ -150,6 +157,7 @@
         'Generate is refused until then.';
     }
     placeDots();
+    if (focused && !host.contains(document.activeElement)) host.focus({preventScroll: true});  // keys keep working
   };
 
   // ---- mouse ------------------------------------------------------------------------------------------------
@@ -177,8 +185,6 @@
     ev.stopPropagation();
     host.focus({preventScroll: true});
     ui.drag = {i: Number(dot.dataset.i), pos: null, id: ev.pointerId, dot};
-    ui.selected = ui.drag.i;
-    dot.classList.add('pe-selected');
     if (dot.setPointerCapture) dot.setPointerCapture(ev.pointerId);
   });
   pane.layer.addEventListener('pointermove', (ev) => {
@@ -190,7 +196,11 @@
     if (!ui.drag || ev.pointerId !== ui.drag.id) return;
     const d = ui.drag;
     ui.drag = null;
-    if (d.pos) edit(d.i, {x: d.pos.x, y: d.pos.y}); else render();
+    if (d.pos) edit(d.i, {x: d.pos.x, y: d.pos.y}); else select(d.i);
+  };
+  const select = (i) => {  // mark the selection without redrawing the dots (a double-click needs the same element)
+    ui.selected = i;
+    host.querySelectorAll('.pe-dot, .pe-row').forEach((el) => el.classList.toggle('pe-selected', Number(el.dataset.i) === i));
   };
   pane.layer.addEventListener('pointerup', endDrag);
   pane.layer.addEventListener('pointercancel', endDrag);
@@ -212,7 +222,7 @@
     else if (act === 'keep') commit(points(), {record: false, patch: {for_text: norm(window.__legendText)}});
     else if (!b) {
       const row = ev.target.closest('.pe-row');
-      if (row && !ev.target.closest('input, select')) { ui.selected = Number(row.dataset.i); render(); }
+      if (row && !ev.target.closest('input, select')) select(Number(row.dataset.i));
     }
   });
   list.addEventListener('change', (ev) => {
