@@ -427,8 +427,6 @@ def test_result_files_live_in_the_session_folder_and_go_when_the_page_closes(mai
 
 
 
-@pytest.mark.xfail(strict=False, reason="issue 12 §12 (absolute server paths in reports: provenance.load.source, "
-                                        "checkpoint fingerprint sources, text-encoder venv path) is the lead's engine rework")
 @pytest.mark.parametrize("engine", ["embedded", "tiny-random"])
 def test_api_reports_name_no_absolute_server_path(engine, tmp_path):
     from legend_demo.engines.registry import engine_info

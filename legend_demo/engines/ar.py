@@ -30,7 +30,7 @@ from ..ar.lora import load_lora
 from ..ar.profiling import ProfileRun, layer_attention, profile_pairs
 from ..ar.sampling import SamplingOptions, sample_follow_up
 from ..ar.sequence import build_prefix, make_batch
-from ..checkpoints import LAYOUT, checkpoint_path, fingerprint
+from ..checkpoints import LAYOUT, checkpoint_path, fingerprint, public_name
 from ..edit_region import token_weights
 from ..errors import EngineUnavailableError, GenerationError
 from ..prior import gaussian_prior
@@ -313,7 +313,8 @@ class LeGendAREngine(Engine):
             _release_cuda()
             raise EngineUnavailableError("out of GPU memory while loading Emu3-Gen; memory released — use nf4") from None
         except (OSError, ValueError, KeyError) as exc:  # missing folder, bad hub id, incomplete download, bad adapter
-            raise EngineUnavailableError(f"cannot load Emu3 from {path}{' + LoRA ' + lora if lora else ''}: {exc}") from None
+            what = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
+            raise EngineUnavailableError(f"cannot load Emu3 from {what}: {exc}") from None
         model.eval()
         try:
             strength = StrengthMLP.load(gbca_weights) if gbca_weights else None
@@ -324,8 +325,9 @@ class LeGendAREngine(Engine):
         backbone = ARBackbone.from_model(model, tokenizer, mean, std)
         sources = {"emu3": path, "ar_lora": lora, "ar_gbca": gbca_weights}
         prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
-        label = path + (f" + LoRA {lora}" if lora else "") + (f" + GBCA {gbca_weights}" if gbca_weights else "")
-        load = {"source": path, "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", ""),
+        label = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
+        label += f" + GBCA {public_name(gbca_weights)}" if gbca_weights else ""
+        load = {"source": public_name(path), "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", ""),
                 "image_normalisation": norm_source}
         return cls(backbone, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
 
