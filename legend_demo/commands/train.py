@@ -19,6 +19,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..layer_spec import parse_layers
+
 STAGES = ("stage1", "vitality", "pairs", "stage2", "ar")
 DEFAULTS = {  # (stage, model) → steps, batch, lr; see legend_demo/training/stage2.py for the stage-2 lr
     ("stage1", "embedded"): (2000, 16, 3e-4),
@@ -52,6 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (100; stage2 50)")
     p.add_argument("--lesion-weight", type=float, default=None, help="loss weight 1 + λ·mask (stage2 3, pairs 4)")
     p.add_argument("--refine-channels", type=int, default=24, help="pairs: width of the refinement head (default 24)")
+    p.add_argument("--bias-layers", default=None,
+                   help="pairs: layers with the Gaussian key bias, comma list (default: the vital layers)")
     p.add_argument("--vital-layers", default=None, help="stage2: comma list, e.g. 0,1,4 (default: from --init)")
     p.add_argument("--tau", type=float, default=None, help="vitality threshold τ_vit (default 0.1 without --top-k)")
     p.add_argument("--top-k", type=int, default=None, help="vitality: keep the k most vital layers")
@@ -207,10 +211,12 @@ def _pairs(args: argparse.Namespace) -> dict:
                             ema_decay=args.ema, lesion_weight=4.0 if args.lesion_weight is None else args.lesion_weight)
     backbone = _backbone(args)
     vital = _vital_layers(args, backbone)
-    if not backbone.config.reference_channels:
-        model, config = reference_conditioned(backbone.config, backbone.transformer, args.refine_channels, args.seed)
-        editor = build_editor(model, backbone.editor.encode_text, config)
-        backbone = Backbone(editor=editor, kind="embedded", config=config)
+    model, config = backbone.transformer, backbone.config
+    if not config.reference_channels:
+        model, config = reference_conditioned(config, model, args.refine_channels, args.seed)
+    if args.bias_layers:
+        config = replace(config, bias_layers=parse_layers(args.bias_layers, "--bias-layers"))
+    backbone = Backbone(editor=build_editor(model, backbone.editor.encode_text, config), kind="embedded", config=config)
     train, val = _data(args, backbone.side)
     return train_paired(backbone, train, args.out, vital, options, val)
 

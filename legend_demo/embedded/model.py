@@ -45,6 +45,7 @@ class EmbeddedConfig:
     axes_dims_rope: tuple[int, int, int] = (8, 12, 12)
     text_dim: int = 384
     vital_layers: tuple[int, ...] = ()  # filled in by the vitality analysis; () = every layer
+    bias_layers: tuple[int, ...] = ()  # layers that get the Gaussian key bias; () = the vital layers (thesis)
     default_steps: int = 20
     reference_channels: bool = False  # input = [noisy tokens; prior tokens]; starts from seeded noise
     refine_channels: int = 0  # width of the convolutional refinement head; 0 = none
@@ -82,6 +83,7 @@ class EmbeddedConfig:
         data = json.loads(Path(path).read_text())
         data["axes_dims_rope"] = tuple(data["axes_dims_rope"])
         data["vital_layers"] = tuple(data["vital_layers"])
+        data["bias_layers"] = tuple(data.get("bias_layers", ()))
         return cls(**data)
 
 
@@ -220,6 +222,7 @@ def build_editor(transformer, text_encoder: MiniLMTextEncoder, config: EmbeddedC
         reference_conditioned=config.reference_channels,
         start="noise" if config.reference_channels else "inversion",
         edit_guidance=config.edit_guidance,
+        bias_layers=tuple(config.bias_layers) or None,
     )
 
 

@@ -58,6 +58,7 @@ class DualPathOutput:
     sigmas: list[float]
     strength_per_step: list[float]
     vital_layers: list[int]
+    bias_layers: list[int]
     capture_layers: list[int]
     keep_weights: np.ndarray | None = None  # (h, w) token-grid W when keep-region blending ran
 
@@ -76,6 +77,7 @@ class DualPathEditor:
     reference_conditioned: bool = False  # the transformer's input is [noisy tokens; prior tokens] along channels
     start: Start = "inversion"
     edit_guidance: float = 1.0  # w in v_edit ← v_src + w·(v_edit − v_src); 1 = off
+    bias_layers: tuple[int, ...] | None = None  # layers with the Gaussian key bias; None = the vital layers
     inversion_cache_size: int = 8  # K seeds and the GBCA-off comparison reuse one inversion
     _inversions: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False)
 
@@ -130,6 +132,7 @@ class DualPathEditor:
         grid = self.codec.token_grid(self.model_side)
         prior_map = gaussian_prior(points_model, (self.model_side, self.model_side), grid, request.sigma_ratio)
         vital = check_layers("vital layers", vital_layers, self.num_layers)
+        biased = vital if self.bias_layers is None else check_layers("bias layers", self.bias_layers, self.num_layers)
         capture = vital if request.capture_layers is None else request.capture_layers
         capture = check_layers("capture layers", capture, self.num_layers)
         device, dtype = self.device, self.dtype
@@ -151,7 +154,7 @@ class DualPathEditor:
         state = GBCAState(
             prior=torch.from_numpy(prior_map.reshape(-1)) if request.points else None,  # (N_img,)
             strength=self._strength(request.bias_strength),
-            bias_layers=vital,
+            bias_layers=biased,
             inject_layers=vital if request.inject else frozenset(),
             capture_layers=capture,
             dual=True,
@@ -174,7 +177,8 @@ class DualPathEditor:
         return DualPathOutput(
             source_view=decoded[0], edit_view=decoded[1], prior_view=image01, prior_map=prior_map, frame=frame,
             layers=layers, timings_s={k: round(v, 4) for k, v in timings.items()}, sigmas=sigmas,
-            strength_per_step=strengths, vital_layers=sorted(vital), capture_layers=sorted(capture), keep_weights=keep,
+            strength_per_step=strengths, vital_layers=sorted(vital), bias_layers=sorted(biased),
+            capture_layers=sorted(capture), keep_weights=keep,
         )
 
     def _start(self, request, x0, embeds, pooled, reference, sigmas, check, progress) -> torch.Tensor:
@@ -307,6 +311,7 @@ class DualPathEngine(Engine):
                 "bias_strength_mode": _strength_mode(request.bias_strength, editor.strength_mlp),
                 "strength_per_step": out.strength_per_step,
                 "vital_layers": out.vital_layers,
+                "bias_layers": out.bias_layers,
                 "inject": request.inject,
                 "capture_layers": out.capture_layers,
                 "steps": steps,

@@ -156,8 +156,9 @@ def paired_loss(backbone: Backbone, batch: dict, vital: frozenset[int], strength
     else:
         s = batch["strength"] if strength is None else torch.full((pairs,), float(strength))
         per_row = torch.cat([torch.zeros(pairs), s]).to(x0)  # (2P,): source rows unbiased
+    biased = vital if backbone.editor.bias_layers is None else frozenset(backbone.editor.bias_layers)
     state = GBCAState(prior=batch["prior"].to(x0), strength=per_row,  # prior (P, N_img)
-                      bias_layers=vital, inject_layers=vital, dual=True)
+                      bias_layers=biased, inject_layers=vital, dual=True)
     with gbca_installed(backbone.transformer, state):
         v = backbone.velocity(noisy(x0, noise, t), t, embeds, pooled, reference=ref.repeat(2, 1, 1))  # (2P, N, C)
     weight = torch.cat([torch.ones_like(batch["weight"]), batch["weight"]])  # (2P, S, S)
