@@ -121,6 +121,9 @@ def test_served_pngs_share_the_priors_size_and_carry_no_metadata(tmp_path):
     assert [Image.open(io.BytesIO(p)).size for p in pngs] == [(400, 600), (400, 600)] == [display_size((300, 200), 600)] * 2
     assert all(set(png_chunk_types(p)) == {b"IHDR", b"IDAT", b"IEND"} for p in pngs)
     assert Image.open(io.BytesIO(pngs[1])).info == {}
+    square = np.asarray(Image.open(io.BytesIO(pngs[1])))  # 64² into 400×600: kept square, centred on black
+    rows = np.flatnonzero(square.max(axis=1) > 0)
+    assert square[:99].max() == 0 and square[501:].max() == 0 and rows[-1] - rows[0] + 1 == 400
     with pytest.raises(ValueError):
         png_bytes(np.zeros((4, 4), np.float32))
 

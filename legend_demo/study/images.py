@@ -3,6 +3,7 @@
 Blinding (issue 12 §6): every image of a case is shown at ONE size and format — the prior's aspect ratio with
 a long side of DISPLAY_LONG_SIDE pixels, 8-bit grayscale PNG with no text, time or colour chunks — so neither
 the pixel size of an engine's output, its file format, its metadata nor its file name tells a reader the source.
+An image whose aspect differs from the prior's is fitted inside that size on black, never stretched.
 """
 from __future__ import annotations
 
@@ -62,7 +63,20 @@ def _mtime(path: Path) -> int:
 
 @lru_cache(maxsize=256)
 def _display_png(path: str, mtime_ns: int, size: tuple[int, int]) -> bytes:
-    return png_bytes(resample(read_gray(path), size))
+    return png_bytes(fit_into(read_gray(path), size))
+
+
+def fit_into(image01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 image of exactly `size` = (width, height): resampled with its own aspect kept, centred on black when
+    its aspect differs from the box (an image is never stretched, so anatomy is never distorted)."""
+    height, width = image01.shape
+    box_w, box_h = size
+    scale = min(box_w / width, box_h / height)
+    inner = (min(box_w, max(1, round(width * scale))), min(box_h, max(1, round(height * scale))))
+    canvas = np.zeros((box_h, box_w), np.uint8)  # (H, W)
+    top, left = (box_h - inner[1]) // 2, (box_w - inner[0]) // 2
+    canvas[top:top + inner[1], left:left + inner[0]] = resample(image01, inner)
+    return canvas
 
 
 def resample(image01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
