@@ -595,7 +595,11 @@ def _first(value: Any) -> float:
 
 
 def _plain(value: Any) -> Any:
-    """A pydicom element value as a plain int or str."""
+    """A pydicom element value as a plain int or str (a multi-valued one as DICOM writes it: 'L\\F')."""
+    from pydicom.multival import MultiValue
+
+    if isinstance(value, MultiValue):
+        return "\\".join(str(v) for v in value)
     return int(value) if isinstance(value, int) else str(value)
 
 

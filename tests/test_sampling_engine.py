@@ -203,3 +203,18 @@ def test_cli_generate_writes_outputs_and_rejects_bad_input(tmp_path):
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     bad_points = subprocess.run(cmd[:-4] + ["--points", "[{\"x\": 1}]", "--out", str(tmp_path / "o2")], capture_output=True, text=True, timeout=300)
     assert bad_points.returncode == 2 and "lacks y" in bad_points.stderr and "Traceback" not in bad_points.stderr
+
+
+def test_every_engine_refuses_a_lateral_film_at_its_boundary(tiny_engine):
+    """Orientation is data (DESIGN): whoever calls Engine.generate, a lateral view gets no follow-up."""
+    from legend_demo.grounding.orientation import LateralViewError
+    from legend_demo.image_io import LoadedImage
+
+    lateral = LoadedImage(array=chest(), original_size=(72, 80), source_format="dicom", bit_depth=12,
+                          dicom_info={"ViewPosition": "LL", "PatientOrientation": "A\\F"})
+    with pytest.raises(LateralViewError, match="lateral view"):
+        tiny_engine.generate(request(image=lateral))
+    mirrored = LoadedImage(array=chest(), original_size=(72, 80), source_format="dicom", bit_depth=12,
+                           dicom_info={"ViewPosition": "PA", "BodyPartExamined": "KNEE"})
+    result = tiny_engine.generate(request(image=mirrored))
+    assert any("KNEE" in w for w in result.provenance["warnings"])

@@ -14,9 +14,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..grounding.limits import check_text
 from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, model_view_film
 from ..edit_region import EditRegion
 from ..geometry import FrameMode, SquareFrame
+from ..grounding.orientation import check_frontal_chest
 from ..image_io import LoadedImage
 from ..points import LesionPoint, as_points, check_inside
 
@@ -61,8 +63,7 @@ class GenerationRequest:
         """Raise ValueError naming the offending value (never clamp silently)."""
         if not self.progression_text:
             raise ValueError("the progression description is empty: describe how the disease changed")
-        if len(self.progression_text) > 2000:
-            raise ValueError(f"the progression description is {len(self.progression_text)} characters; keep it under 2000")
+        check_text(self.progression_text)
         lo, hi = SIGMA_RATIO_RANGE
         if not (lo <= self.sigma_ratio <= hi):
             raise ValueError(f"sigma_ratio={self.sigma_ratio} is outside [{lo}, {hi}]")
@@ -185,6 +186,7 @@ class Engine(ABC):
     ) -> GenerationResult:
         """Make one follow-up for `request`; raise ValueError/ImageInputError on bad input, GenerationError on failure."""
         request.validate(self.max_bias_strength)
+        warnings = check_frontal_chest(request.image)  # raises LateralViewError for a lateral film
         started = time.perf_counter()
         result = self._generate(request, progress, cancel)
         t0 = time.perf_counter()
@@ -192,6 +194,7 @@ class Engine(ABC):
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
         result.timings_s["total"] = round(time.perf_counter() - started, 4)
         result.provenance.setdefault("parameters", {})["output"] = result.film.params
+        result.provenance["warnings"] = warnings
         return result
 
     @abstractmethod
