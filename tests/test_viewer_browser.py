@@ -181,3 +181,27 @@ def test_phone_width_keeps_a_working_single_column(browser, app_url):  # noqa: F
         assert ARTIFACTS.is_dir()
     finally:
         context.close()
+
+
+def test_a_successful_cancel_is_not_an_error(browser, app_url):  # noqa: F811
+    context = browser.new_context(viewport=LAPTOP)
+    page = context.new_page()
+    try:
+        page.goto(app_url, wait_until="domcontentloaded")
+        page.locator("#upload input[type=file]").set_input_files(example_png())
+        page.locator("#point-editor .lv-stage").wait_for(timeout=60_000)
+        page.locator("#text textarea").fill(TEXT)
+        for box, value in (("#steps", "100"), ("#samples-k", "8")):  # long enough to be cancelled on the way
+            field = page.locator(f"{box} input[type=number]")
+            field.fill(value)
+            field.press("Enter")
+        page.locator("#generate").click()
+        page.locator("#result-viewer").get_by_text("step").first.wait_for(timeout=60_000)  # progress is running
+        page.locator("#cancel").click()
+        page.locator("#status").get_by_text("Generation cancelled at your request").wait_for(timeout=30_000)
+        page.wait_for_timeout(3000)  # the engine stops after its current step
+        assert page.get_by_text("Error", exact=True).count() == 0  # no red toast, no error badge
+        assert page.locator("#result-viewer .fv-empty").is_visible()  # nothing new was shown
+        shot(page, "cancelled")
+    finally:
+        context.close()

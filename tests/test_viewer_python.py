@@ -231,3 +231,21 @@ def test_user_mistakes_log_one_line_without_a_traceback(caplog):
     assert [r.levelno for r in records if r.levelno >= logging.INFO] == [logging.INFO]
     assert records[0].exc_info is None and "sigma_ratio=9" in records[0].getMessage()
     assert caught.value.print_exception is False
+
+
+def test_the_film_viewer_is_reusable_for_a_blinded_page():
+    """A reader study can show a prior and two follow-ups without saying which one is synthetic."""
+    from legend_demo.ui.viewer import film_entry, film_payload, side_markers, viewer_value, window_presets
+
+    prior01 = np.random.default_rng(0).random((120, 100)).astype(np.float32)
+    follow01 = np.clip(prior01 + 0.05, 0, 1)
+    prior = film_payload(prior01, max_side=64)
+    films = [film_entry("prior", "Prior", prior),
+             film_entry("a", "Follow-up A", film_payload(follow01, prior01, prior["key"], max_side=64)),
+             film_entry("b", "Follow-up B", film_payload(prior01, max_side=64))]
+    assert all(f["band"] == "" and f["synthetic"] is False for f in films)
+    value = viewer_value(films, [("prior", "a", "Prior ↔ A"), ("prior", "b", "Prior ↔ B"), ("a", "b", "A ↔ B")],
+                         markers=side_markers({}), presets=window_presets(prior01))
+    assert max(value["films"][0]["film"]["w"], value["films"][0]["film"]["h"]) == 64
+    with pytest.raises(ValueError, match="does not have"):
+        viewer_value(films, [("prior", "c", "Prior ↔ C")], markers={}, presets={})

@@ -55,12 +55,18 @@ PAGE_CSS = """
 #main-sliders { gap: 4px; }
 #main-sliders .block { padding-top: 3px; padding-bottom: 3px; }
 #point-editor { --lv-stage-h: clamp(240px, calc(100vh - 362px), 1100px); }
-#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 430px), 1000px); }
+#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 440px), 1000px); }
 #status, #image-summary { min-height: 18px; }
 #status, #image-summary, #status .prose, #image-summary .prose, #status p, #image-summary p {
   font-size: 12px !important; line-height: 1.35 !important; margin: 0 !important; }
-#examples .caption-label { white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
-  font-size: 11px; line-height: 1.2; }
+#examples .grid-wrap, #examples .fixed-height { height: auto !important; min-height: 0 !important; max-height: none !important; }
+#examples .grid-container { grid-template-columns: repeat(auto-fill, minmax(108px, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px !important; }
+#examples .thumbnail-item { aspect-ratio: auto !important; height: auto !important; display: flex; flex-direction: column; }
+#examples .thumbnail-item img { width: 100% !important; height: 112px !important; object-fit: contain !important; }
+#examples .caption-label { position: static !important; max-width: 100% !important; white-space: normal !important;
+  overflow: visible !important; opacity: 1 !important; border: 0 !important; background: transparent !important;
+  font-size: 11px !important; line-height: 1.2 !important; padding: 2px 3px !important; }
 @media (max-width: 640px) {
   #point-editor, #result-viewer { --lv-stage-h: 300px; }
 }
@@ -140,12 +146,12 @@ def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
     with gr.Accordion("Synthetic examples — click one to load its film, description and lesion points",
                       open=True, elem_id="examples-box") as examples_box:
         examples = gr.Gallery(gallery_items(), label="SYNTHETIC examples (CT renders and drawings made by this "
-                              "project — not patient data)", show_label=False, columns=6, height=200,
+                              "project — not patient data)", show_label=False, columns=11, height="auto",
                               allow_preview=False, object_fit="contain", elem_id="examples", buttons=[])
     with gr.Row(elem_id="input-row", equal_height=False):
         with gr.Column(scale=3, min_width=220):
-            upload = gr.File(label="Prior radiograph (PNG, JPEG, TIFF or DICOM)", file_types=list(UPLOAD_SUFFIXES),
-                             elem_id="upload", height=72)
+            upload = gr.File(label="Prior film: DICOM, PNG, JPEG, TIFF", file_types=list(UPLOAD_SUFFIXES),
+                             elem_id="upload", height=110)
         with gr.Column(scale=5, min_width=280):
             text = gr.Textbox(label="Progression description", lines=2, max_lines=5, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
@@ -193,7 +199,7 @@ def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
     job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
                          concurrency_id="gpu", concurrency_limit=1, show_progress_on=[viewer],
                          api_visibility="private")  # progress (and a failure's badge) on the viewer only
-    cancel.click(on_cancel, None, None, cancels=[job], queue=False, api_visibility="private")
+    cancel.click(on_cancel, None, status, cancels=[job], queue=False, api_visibility="private")
 
 
 TEXT_TO_EDITOR = ("(text) => { window.__legendText = text; "
@@ -258,7 +264,7 @@ def _settings(config: AppConfig) -> list[gr.components.Component]:
                          info="used only when 'Use the trained bias strength' is unticked; 0 = GBCA off", elem_id="bias")
         steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = the engine's default)", elem_id="steps")
         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
-        samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)")
+        samples = gr.Slider(1, MAX_SAMPLES, value=1, step=1, label="Samples K (seeds seed…seed+K−1)", elem_id="samples-k")
     with gr.Row():
         layers = gr.Textbox(value="", label="Layers to show", placeholder="blank = vital layers, e.g. 0, 17, 56")
         output = gr.Radio([("Change on my film (composite)", "composite"), ("Model view (raw engine output)", "model-view")],
@@ -285,7 +291,7 @@ def _outputs(status: gr.Markdown, viewer: FilmViewer) -> list[gr.components.Comp
                              buttons=view_only)
             model_view = gr.Image(label="Model view: the engine's raw output", elem_id="model-view", buttons=view_only)
     with gr.Tab("Samples"):
-        samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height="auto",
+        samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height=440,
                              object_fit="contain", elem_id="samples", buttons=view_only)
     with gr.Tab("Attention"):
         attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys); colour "

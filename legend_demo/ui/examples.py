@@ -8,6 +8,7 @@ SYNTHETIC band below each picture); the film loaded is the example itself.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -35,9 +36,12 @@ class Example:
     source_text: str = ""
 
     @property
+    def kind(self) -> str:
+        return "CT render" if self.path else "drawing"
+
+    @property
     def caption(self) -> str:
-        kind = "render from CT" if self.path else "drawing"
-        return f"SYNTHETIC {kind} — {self.name}"
+        return f"SYNTHETIC {self.kind}: {self.name}"
 
     def lesion_points(self) -> list[LesionPoint]:
         """Its stored points; for a drawing, where its finding was drawn (at WIDTH × HEIGHT)."""
@@ -164,13 +168,15 @@ def gallery_items(cache_dir: Path | None = None) -> list[tuple[str, str]]:
     folder = cache_dir or Path(tempfile.gettempdir()) / "legend_demo_examples"
     items = []
     for path, example in example_files(cache_dir):
-        thumb = folder / f"labelled_{Path(path).stem}.png"
+        lines = [SYNTHETIC_LABEL, f"{example.kind}, not patient data"]
+        tag = hashlib.sha1(repr((THUMB_SIDE, lines)).encode()).hexdigest()[:8]  # a new label gives a new file
+        thumb = folder / f"labelled_{Path(path).stem}_{tag}.png"
         if not thumb.exists():
             image = load_image(path).array
             scale = THUMB_SIDE / max(image.shape)
             small = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                                interpolation=cv2.INTER_AREA)
-            banded = with_label_band(small, [SYNTHETIC_LABEL, "example: not patient data"])
+            banded = with_label_band(small, lines)
             cv2.imwrite(str(thumb), (np.clip(banded, 0, 1) * 255).round().astype(np.uint8))
         items.append((str(thumb), example.caption))
     return items

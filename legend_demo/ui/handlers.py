@@ -149,8 +149,10 @@ def on_sigma(value: Any, sigma_ratio: float, region_scale: float = 1.0):
 
 
 def on_cancel(request: gr.Request):
+    """Cancel → the status says so (a cancel is not an error); nothing running → nothing changes."""
     if CANCELS.cancel(_session(request)):
-        gr.Info("Cancelling after the current step…")
+        return "Generation cancelled at your request; nothing new was made (an earlier result, if any, is kept)."
+    return gr.skip()
 
 
 def stale_message(value: dict, text: str) -> str:
@@ -248,8 +250,7 @@ def result_viewer(image: LoadedImage, bundle: GenerationBundle) -> dict[str, Any
                                 film_payload(bundle.off.film.display, image.array, prior["key"]),
                                 [*synthetic_lines(bundle.off), "GBCA off (bias 0), same seed"], synthetic=True))
         pairs += [("on", "off", "GBCA on ↔ GBCA off"), ("prior", "off", "Prior ↔ GBCA off")]
-    note = ("Dashed: the edit region (the only place the follow-up may differ). Window/level, zoom and pan act on "
-            "every film at once and change only what you see.")
+    note = "Dashed: the edit region. Window/level, zoom and pan act on every film at once and change only the view."
     return viewer_value(films, pairs, markers=side_markers(image.dicom_info),
                         presets=window_presets(image.array, image.dicom_info),
                         region=film_region_outline(main.film.region_mask()), note=note)
@@ -311,8 +312,7 @@ def sample_gallery(bundle: GenerationBundle) -> list[tuple[np.ndarray, str]]:
 
 
 def sample_gallery_update(bundle: GenerationBundle) -> gr.Gallery:
-    items = sample_gallery(bundle)
-    return gr.Gallery(value=items, columns=min(len(items), 4))
+    return gr.Gallery(value=sample_gallery(bundle))  # fixed columns and height: one sample is not stretched
 
 
 def attention_gallery(image01: np.ndarray, on: list, off: list) -> list[tuple[np.ndarray, str]]:

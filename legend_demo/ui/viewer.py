@@ -186,9 +186,13 @@ def band_url(lines: Sequence[str], width: int = BAND_WIDTH) -> str:
     return png_data_url(label_band(width, lines))
 
 
-def film_entry(film_id: str, title: str, payload: dict[str, Any], band_lines: Sequence[str], synthetic: bool) -> dict:
-    """One film of the results viewer: id, pane title, pixels, the label band shown below it."""
-    return {"id": film_id, "title": title, "film": payload, "band": band_url(band_lines), "synthetic": synthetic}
+def film_entry(film_id: str, title: str, payload: dict[str, Any], band_lines: Sequence[str] = (),
+               synthetic: bool = False) -> dict:
+    """One film of a FilmViewer: id, pane title, pixels (film_payload), the label band shown below it (export's
+    label_band; none without lines) and whether its title is marked as synthetic. A page that must not say which
+    film is synthetic (a blinded reader study) gives neutral titles, no band lines and synthetic=False."""
+    band = band_url(band_lines) if any(str(line).strip() for line in band_lines) else ""
+    return {"id": film_id, "title": title, "film": payload, "band": band, "synthetic": bool(synthetic)}
 
 
 def viewer_value(films: Sequence[dict], pairs: Sequence[Sequence[str]], *, markers: dict, presets: dict,
@@ -204,7 +208,11 @@ def viewer_value(films: Sequence[dict], pairs: Sequence[Sequence[str]], *, marke
 
 
 class FilmViewer(gr.HTML):
-    """Films side by side or flickered, linked window/level/zoom/pan (value: `viewer_value`, or None)."""
+    """Films side by side or flickered, linked window/level/zoom/pan (value: `viewer_value`, or None).
+
+    Reusable on any page (the app's results, a reader study): build the value with film_payload / film_entry /
+    viewer_value and return it from a handler; set the stage height with the CSS variable --lv-stage-h on the
+    component's elem_id. It never sends anything back to Python."""
 
     def __init__(self, value: dict | None = None, **kwargs: Any):
         super().__init__(

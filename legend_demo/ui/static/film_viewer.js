@@ -33,6 +33,7 @@
     host.classList.toggle('fv-has', !!v);
     host.querySelector('.fv-empty').hidden = !!v;
     host.querySelector('.lv-controls').hidden = !v;
+    host.querySelector('.lv-toolbar').hidden = !v;
     panesEl.hidden = !v;
     host.dataset.layout = ui.layout;
     host.querySelectorAll('[data-layout]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.layout === ui.layout)));
