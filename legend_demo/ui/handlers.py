@@ -270,15 +270,6 @@ def synthetic_lines(result) -> list[str]:
     return [SYNTHETIC_LABEL, f"engine: {result.engine} | output: {result.film.mode}"]
 
 
-def film_pair(prior01: np.ndarray, followup01: np.ndarray, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Prior and follow-up films as pictures: same size, each with its band (equal heights) below."""
-    synthetic = film_view(followup01, lines)
-    original = film_view(prior01, ["PRIOR: the uploaded film (not generated)"])
-    rows = max(synthetic.shape[0], original.shape[0])
-    pad = lambda rgb: np.pad(rgb, ((0, rows - rgb.shape[0]), (0, 0), (0, 0)), constant_values=13)  # noqa: E731
-    return pad(original), pad(synthetic)
-
-
 def status_text(bundle: GenerationBundle, params: GenerateParams, seconds: float) -> str:
     main = bundle.main
     bias = "trained s(τ)" if params.bias_strength is None else f"{params.bias_strength:g}"

@@ -14,7 +14,12 @@ if (!window.LegendViewer) {
   const films = new Map();
   LV.decode = (p) => {
     if (!p || !p.key) return Promise.resolve(null);
-    if (films.has(p.key)) return films.get(p.key);
+    if (films.has(p.key)) {  // most recently used last: a prior in use is never the one dropped
+      const hit = films.get(p.key);
+      films.delete(p.key);
+      films.set(p.key, hit);
+      return hit;
+    }
     if (!p.data) return Promise.reject(new Error('film ' + p.key + ' is not loaded'));
     const base = p.base ? films.get(p.base) : null;
     if (p.base && !base) return Promise.reject(new Error('the base film of ' + p.key + ' is not loaded'));
