@@ -139,6 +139,12 @@ def test_moving_the_sigma_slider_redraws_the_prior_overlay(page):
     slider.evaluate("(el) => { el.value = '0.25'; el.dispatchEvent(new Event('input', {bubbles: true}));"
                     " el.dispatchEvent(new Event('change', {bubbles: true})); }")
     page.wait_for_function(f"(old) => ({CANVAS_SUM})('#point-editor canvas') !== old", arg=before, timeout=30_000)
+    with_overlay = page.evaluate(CANVAS_SUM, "#point-editor canvas")
+    page.locator("#point-editor [data-pe=prior]").click()  # hide the prior overlay: the film shows plain
+    assert page.locator("#point-editor [data-pe=prior]").get_attribute("aria-pressed") == "false"
+    assert page.evaluate(CANVAS_SUM, "#point-editor canvas") != with_overlay
+    page.keyboard.press("o")  # and back with its key (the editor has the focus)
+    assert page.evaluate(CANVAS_SUM, "#point-editor canvas") == with_overlay
 
 
 def test_text_edited_after_find_marks_points_stale_and_generate_is_refused(page):

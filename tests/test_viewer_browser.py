@@ -71,11 +71,20 @@ def test_window_level_drag_changes_the_pixels_shown_not_the_data_sent_to_python(
     assert python_points(page) == points
     editor_sent = posts_during(page, lambda: drag(page, "#point-editor .lv-stage", 80, -40))
     assert editor_sent == [] and python_points(page) == points  # a drag on the editor's film is W/L, not a point
+    box = page.locator("#result-viewer .fv-b .lv-stage").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)  # zoom in on the follow-up: the prior beside it follows
+    page.wait_for_function("() => window.LegendViewer.view.zoom > 1.5", timeout=5_000)
+    inverted = page.evaluate(CANVAS_SUM, "#result-viewer .fv-a canvas")
+    page.locator("#result-viewer [data-act=invert]").click()
+    assert page.evaluate(CANVAS_SUM, "#result-viewer .fv-a canvas") != inverted
     page.locator("#result-viewer [data-preset=lung]").click()
     lung = page.evaluate("() => window.LegendViewer.view")
     assert lung["preset"] == "lung" and 0 < lung["w"] < 1
     shot(page, "window_level_lung_preset")
     page.locator("#result-viewer [data-act=reset]").click()
+    view = page.evaluate("() => window.LegendViewer.view")
+    assert (view["zoom"], view["c"], view["w"], view["inv"]) == (1, 0.5, 1, False)
 
 
 def test_flicker_toggles_prior_and_followup_in_place_and_gbca_on_vs_off(result_page):
