@@ -69,8 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     from legend_demo.ui.app_ui import create_demo, launch_kwargs
     from legend_demo.ui.config import AppConfig
 
-    config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine)
-    config.export_env()
+    try:
+        config = AppConfig.from_env(checkpoints_root=args.checkpoints, engine=args.engine)
+        config.apply()
+    except ValueError as exc:  # a malformed LEGEND_* setting: one line for the operator
+        fail(str(exc))
     demo = create_demo(config)
     on_space = bool(os.environ.get("SPACE_ID"))
     if on_space and not args.no_preload:  # ZeroGPU: models are placed before serving, not inside requests

@@ -1,10 +1,12 @@
-"""Where weights live: the `checkpoints/` layout, overridable by environment variables (see checkpoints/README.md)."""
+"""Where weights live: the `checkpoints/` layout, overridable by settings (legend_demo/settings.py; see
+checkpoints/README.md). This is the one checkpoint resolver: engines, grounders and the app all call it."""
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,17 +23,27 @@ LAYOUT = {
 
 
 def checkpoints_root() -> Path:
-    return Path(os.environ.get("LEGEND_CHECKPOINTS", REPO_ROOT / "checkpoints"))
+    return settings.get("LEGEND_CHECKPOINTS") or REPO_ROOT / "checkpoints"
 
 
 def checkpoint_path(name: str) -> str | None:
-    """The configured path (or hub id, when given by env var) for `name`, or None when nothing is there."""
+    """The configured path (or hub id, when given by its setting) for `name`, or None when nothing is there."""
+    return _configured(name) or _present(default_location(name))
+
+
+def default_location(name: str) -> Path:
+    """<checkpoints root>/<folder> for `name` (whether or not anything is there)."""
     if name not in LAYOUT:
         raise ValueError(f"unknown checkpoint {name!r}; known: {', '.join(LAYOUT)}")
-    folder, env = LAYOUT[name]
-    if os.environ.get(env):
-        return os.environ[env]
-    path = checkpoints_root() / folder
+    return checkpoints_root() / LAYOUT[name][0]
+
+
+def _configured(name: str) -> str | None:
+    default_location(name)  # validates the name
+    return settings.get(LAYOUT[name][1])
+
+
+def _present(path: Path) -> str | None:
     return str(path) if path.exists() else None
 
 

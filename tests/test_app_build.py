@@ -1,6 +1,7 @@
 """The app builds without launching, and its pure helpers behave (no model, no server)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -105,14 +106,27 @@ def test_upload_checks_type_and_size_before_decoding(tmp_path):
         load_upload(None, config)
 
 
-def test_config_flags_win_over_environment(tmp_path):
-    env = {"LEGEND_CHECKPOINTS": "/env/ckpt", "LEGEND_ENGINE": "embedded", "LEGEND_FLUX_PATH": "/models/flux"}
-    config = AppConfig.from_env(env, checkpoints_root=str(tmp_path), engine=None)
+def test_config_flags_win_over_environment(tmp_path, monkeypatch):
+    from legend_demo import settings
+    from legend_demo.checkpoints import checkpoint_path
+
+    for name, value in {"LEGEND_CHECKPOINTS": "/env/ckpt", "LEGEND_ENGINE": "embedded",
+                        "LEGEND_FLUX_PATH": "/models/flux"}.items():
+        monkeypatch.setenv(name, value)
+    config = AppConfig.from_env(checkpoints_root=str(tmp_path), engine=None)
     assert config.checkpoints_root == tmp_path and config.engine == "embedded"
-    assert str(config.checkpoint_dir("flux", env)) == "/models/flux"
-    assert config.checkpoint_dir("stage1_lora", env) == tmp_path / "legend-stage1-lora"
+    config.apply()  # the flag becomes the process's root for every resolver; os.environ is left alone
+    try:
+        assert str(config.checkpoint_dir("flux")) == "/models/flux"
+        assert config.checkpoint_dir("stage1_lora") == tmp_path / "legend-stage1-lora"
+        (tmp_path / "legend-stage1-lora").mkdir()
+        assert checkpoint_path("stage1_lora") == str(tmp_path / "legend-stage1-lora")
+        assert os.environ["LEGEND_CHECKPOINTS"] == "/env/ckpt"
+    finally:
+        settings.clear_overrides()
+    monkeypatch.setenv("LEGEND_MAX_UPLOAD_MB", "-3")
     with pytest.raises(ValueError, match="LEGEND_MAX_UPLOAD_MB"):
-        AppConfig.from_env({"LEGEND_MAX_UPLOAD_MB": "-3"})
+        AppConfig.from_env()
 
 
 def test_api_points_accept_list_dict_or_json_text():

@@ -90,7 +90,7 @@ def test_too_many_distinct_points_is_a_loud_error_not_a_slow_loop():
 def test_vlm_without_weights_fails_at_once_and_downloads_nothing(monkeypatch, tmp_path):
     forget_models()
     monkeypatch.delenv("LEGEND_QWEN_PATH", raising=False)
-    monkeypatch.setattr("legend_demo.grounding.vlm.CHECKPOINT_DIR", tmp_path / "empty")
+    monkeypatch.setenv("LEGEND_CHECKPOINTS", str(tmp_path / "empty"))
     hub = pytest.importorskip("huggingface_hub.constants")
     monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))  # an empty cache: the hub id is absent
     started = time.perf_counter()
@@ -98,3 +98,18 @@ def test_vlm_without_weights_fails_at_once_and_downloads_nothing(monkeypatch, tm
         ground(CHEST, "New RLL opacity.", "vlm")
     assert time.perf_counter() - started < 0.5
     assert not (tmp_path / "hub-cache").exists() or not any((tmp_path / "hub-cache").iterdir())
+
+
+def test_vlm_weights_are_found_under_the_apps_checkpoints_root(monkeypatch, tmp_path):
+    """One resolver: `app.py --checkpoints DIR` (a settings override) is where the VLM grounder looks too."""
+    from legend_demo import settings
+    from legend_demo.grounding.vlm import default_source, vlm_unavailable_reason
+
+    monkeypatch.delenv("LEGEND_QWEN_PATH", raising=False)
+    (tmp_path / "qwen2.5-vl-7b-instruct").mkdir()
+    (tmp_path / "qwen2.5-vl-7b-instruct" / "config.json").write_text("{}")
+    settings.override(LEGEND_CHECKPOINTS=str(tmp_path))
+    try:
+        assert vlm_unavailable_reason() == "" and default_source() == str(tmp_path / "qwen2.5-vl-7b-instruct")
+    finally:
+        settings.clear_overrides()

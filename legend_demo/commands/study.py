@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from contextlib import closing
 
+from .. import settings
 from ..study.auth import ADMIN_PASSWORD_ENV
 
 
@@ -66,14 +66,14 @@ def _create(args: argparse.Namespace) -> int:
     validate_manifest(manifest, pair_mode=args.pair_mode, allow_missing=args.generate)  # all problems before any work
     if args.generate and missing_count(manifest):
         manifest = generate_missing(manifest, args.engine, log=lambda line: print(line, file=sys.stderr))
-    admin_password = args.admin_password or os.environ.get(ADMIN_PASSWORD_ENV) or None
-    settings = create_study(
+    admin_password = args.admin_password or settings.get(ADMIN_PASSWORD_ENV) or None
+    study = create_study(
         args.db, manifest, allow_changes=args.allow_changes, pair_mode=args.pair_mode, admin_password=admin_password, seed=args.seed,
     )
     candidates = sum(len(c.candidates) for c in manifest.cases)
-    print(f"created study {settings.name!r} in {args.db}: {len(manifest.cases)} cases, {candidates} candidates"
-          f"{', pair mode' if settings.pair_mode else ''}{', changes allowed' if settings.allow_changes else ''}")
-    if not settings.has_admin_password:
+    print(f"created study {study.name!r} in {args.db}: {len(manifest.cases)} cases, {candidates} candidates"
+          f"{', pair mode' if study.pair_mode else ''}{', changes allowed' if study.allow_changes else ''}")
+    if not study.has_admin_password:
         print(f"note: no admin password set; the admin tab stays locked unless {ADMIN_PASSWORD_ENV} is set", file=sys.stderr)
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import settings
 from ..ar.attention import ARGBCAState, check_layers
 from ..ar.backbone import ARBackbone
 from ..ar.lora import load_lora
@@ -398,11 +398,11 @@ def availability() -> tuple[bool, str]:
     folder, env = LAYOUT["emu3"]
     if path is None:
         return False, f"no Emu3-Gen checkpoint: put it in checkpoints/{folder}/ or set {env}"
-    if not torch.cuda.is_available() and os.environ.get(ALLOW_CPU_ENV) != "1":
+    if not torch.cuda.is_available() and not settings.get(ALLOW_CPU_ENV):
         return False, "Emu3-Gen (8B parameters) needs a CUDA GPU; none is visible"
     if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is None:
         return False, "4-bit Emu3-Gen needs bitsandbytes: pip install -r requirements-gpu.txt"
-    where = env if os.environ.get(env) else f"checkpoints/{folder}/"
+    where = env if settings.get(env) else f"checkpoints/{folder}/"
     return True, f"Emu3-Gen from {where}" + (" + LeGend AR LoRA" if checkpoint_path("ar_lora") else " (no LoRA)")
 
 

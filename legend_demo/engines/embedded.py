@@ -5,9 +5,9 @@ It knows only synthetic radiographs rendered from one chest CT (see assets/embed
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
+from .. import settings
 from ..checkpoints import REPO_ROOT, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from .dual_path import DualPathEngine
@@ -21,7 +21,7 @@ class EmbeddedEngine(DualPathEngine):
 
 
 def model_folder() -> Path:
-    return Path(os.environ.get(ENV, REPO_ROOT / "assets" / "embedded"))
+    return settings.get(ENV) or REPO_ROOT / "assets" / "embedded"
 
 
 def availability() -> tuple[bool, str]:

@@ -4,11 +4,11 @@ loaded with diffusers/transformers bitsandbytes configs, an optional stage-1 LoR
 from __future__ import annotations
 
 import importlib.util
-import os
 from typing import Any
 
 import torch
 
+from .. import settings
 from ..checkpoints import checkpoint_path, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from ..strength import StrengthMLP
@@ -147,7 +147,7 @@ def availability() -> tuple[bool, str]:
     path = checkpoint_path("flux")
     if path is None:
         return False, "no FLUX.1-dev checkpoint: put it in checkpoints/flux1-dev/ or set LEGEND_FLUX_PATH"
-    if not torch.cuda.is_available() and os.environ.get("LEGEND_ALLOW_CPU_FLUX") != "1":
+    if not torch.cuda.is_available() and not settings.get("LEGEND_ALLOW_CPU_FLUX"):
         return False, "FLUX.1-dev (12B parameters) needs a CUDA GPU; none is visible"
     return True, f"FLUX.1-dev from {public_name(path)}"
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 import threading
 from dataclasses import dataclass
 from typing import Callable
 
+from .. import settings
 from ..errors import EngineUnavailableError
 from .base import Engine
 
@@ -42,7 +42,7 @@ _lock = threading.Lock()
 
 def _specs() -> tuple[_Spec, ...]:
     """The engines that exist in this process: test-only engines only when TEST_ENGINE_ENV is '1'."""
-    if os.environ.get(TEST_ENGINE_ENV) == "1":
+    if settings.get(TEST_ENGINE_ENV):
         return _SPECS
     return tuple(s for s in _SPECS if s.name not in _TEST_ENGINES)
 
@@ -81,7 +81,11 @@ def available_engines() -> list[EngineInfo]:
 
 
 def default_engine_name() -> str | None:
-    """The first available engine: a configured full checkpoint, else the embedded model, else none."""
+    """LEGEND_ENGINE when set (app, API and CLI alike), else the first available engine: a configured full
+    checkpoint, else the embedded model, else none."""
+    configured = settings.get("LEGEND_ENGINE")
+    if configured:
+        return configured
     for info in available_engines():
         if info.available:
             return info.name

