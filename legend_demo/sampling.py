@@ -47,22 +47,13 @@ def denoise(velocity: VelocityFn, noise: torch.Tensor, sigmas: Sequence[float], 
     return euler(velocity, noise, _checked_sigmas(sigmas, descending=True), callback, project)
 
 
-def invert(
-    velocity: VelocityFn,
-    x0: torch.Tensor,
-    sigmas: Sequence[float],
-    callback: StepCallback | None = None,
-    nudge: float = 1.0,
-) -> torch.Tensor:
+def invert(velocity: VelocityFn, x0: torch.Tensor, sigmas: Sequence[float], callback: StepCallback | None = None) -> torch.Tensor:
     """Rectified-flow inversion (inverse Euler) of a clean latent along the *descending* sampling sigmas, reversed.
 
-    `nudge` > 1 scales the latent before inversion (Stable Flow's latent nudging); 1 leaves it as is.
     Eq. 5.8: the result z_K is the shared start of the source and edit paths.
     """
-    if nudge <= 0:
-        raise ValueError(f"nudge={nudge} must be positive")
     ascending = list(reversed(_checked_sigmas(sigmas, descending=True)))
-    return euler(velocity, x0 * nudge, ascending, callback)
+    return euler(velocity, x0, ascending, callback)
 
 
 def flux_sigmas(steps: int, image_seq_len: int, scheduler_config: dict) -> list[float]:

@@ -43,6 +43,3 @@ def authenticate(conn: sqlite3.Connection, name: str, password: str) -> int | No
         return None
     return row["id"] if verify_password(password or "", row["password_hash"]) else None
 
-
-def reader_names(conn: sqlite3.Connection) -> list[str]:
-    return [r["name"] for r in conn.execute("SELECT name FROM readers ORDER BY id")]

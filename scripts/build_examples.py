@@ -1,6 +1,12 @@
-"""Pick a few held-out synthetic cases as the app's example gallery (assets/examples/): SYNTHETIC images only."""
+"""Rebuild the app's example gallery (assets/examples/) from held-out synthetic cases: SYNTHETIC images only.
+
+    python scripts/build_examples.py DATA_DIR [--out assets/examples] [--n 6] [--split test]
+
+DATA_DIR is a data set written by `python -m legend_demo synth` (the shipped gallery: --n 2000 --seed 0).
+"""
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 from pathlib import Path
@@ -44,3 +50,13 @@ def export_examples(data_dir: str | Path, out_dir: str | Path, n: int = 6, split
         })
     (out_dir / MANIFEST).write_text(json.dumps({"synthetic": True, "split": split, "examples": entries}, indent=2))
     return out_dir / MANIFEST
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "assets" / "examples"))
+    parser.add_argument("--n", type=int, default=6)
+    parser.add_argument("--split", default="test")
+    args = parser.parse_args()
+    print(export_examples(args.data_dir, args.out, args.n, args.split))
