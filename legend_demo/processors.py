@@ -21,7 +21,6 @@ from typing import Callable, Iterable, Iterator
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.embeddings import apply_rotary_emb
-from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
 StrengthFn = Callable[[torch.Tensor], torch.Tensor]  # τ (B,) → s(τ) (B,)
 CAPTURE_HEAD_CHUNK = 4  # heads per chunk when materialising attention probabilities for capture
@@ -118,6 +117,22 @@ class GBCAState:
         self.text_mass.setdefault(layer, []).append(float(text_share))
 
 
+def qkv_projections(attn, hidden_states: torch.Tensor, encoder_hidden_states: torch.Tensor | None):
+    """Image (and, in double-stream blocks, text) query/key/value projections, fused or not: (q, k, v, eq, ek, ev)."""
+    if getattr(attn, "fused_projections", False):
+        query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+        text = (None, None, None)
+        if encoder_hidden_states is not None and hasattr(attn, "to_added_qkv"):
+            text = attn.to_added_qkv(encoder_hidden_states).chunk(3, dim=-1)
+        return (query, key, value, *text)
+    query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+    text = (None, None, None)
+    if encoder_hidden_states is not None and attn.added_kv_proj_dim is not None:
+        text = (attn.add_q_proj(encoder_hidden_states), attn.add_k_proj(encoder_hidden_states),
+                attn.add_v_proj(encoder_hidden_states))
+    return (query, key, value, *text)
+
+
 def _combine_masks(stock: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor | None:
     if stock is None or bias is None:
         return bias if stock is None else stock
@@ -184,7 +199,7 @@ class GBCAProcessor:
         image_rotary_emb: torch.Tensor | None = None,
     ):
         state = self.state
-        query, key, value, enc_query, enc_key, enc_value = _get_qkv_projections(attn, hidden_states, encoder_hidden_states)
+        query, key, value, enc_query, enc_key, enc_value = qkv_projections(attn, hidden_states, encoder_hidden_states)
         query = attn.norm_q(query.unflatten(-1, (-1, attn.head_dim)))  # (B, N, H, D)
         key = attn.norm_k(key.unflatten(-1, (-1, attn.head_dim)))
         value = value.unflatten(-1, (-1, attn.head_dim))

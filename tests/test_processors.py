@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxPipeline
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
+from legend_demo.engines.codecs import image_ids
 from legend_demo.processors import GBCAState, attention_layers, gbca_installed, inject_source_kv
 from legend_demo.tiny import tiny_transformer
 
@@ -28,7 +28,7 @@ def inputs(batch=2, seed=0, same_rows=False):
         encoder_hidden_states=text,
         pooled_projections=pooled,
         timestep=torch.full((batch,), 0.6),
-        img_ids=FluxPipeline._prepare_latent_image_ids(1, *GRID, "cpu", torch.float32),
+        img_ids=image_ids(GRID, "cpu", torch.float32),
         txt_ids=torch.zeros(TEXT, 3),
         guidance=torch.full((batch,), 3.5),
         return_dict=False,
@@ -160,3 +160,25 @@ def test_injection_needs_source_and_edit_rows(transformer):
     state = GBCAState(inject_layers=frozenset({0}))
     with pytest.raises(ValueError, match="odd batch of 1"):
         run(transformer, state, batch=1)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_own_qkv_projections_equal_diffusers_on_both_block_kinds(transformer, fused):
+    """processors.qkv_projections replaces diffusers' private _get_qkv_projections; pinned here against it."""
+    import copy
+
+    from diffusers.models.transformers.transformer_flux import _get_qkv_projections
+
+    from legend_demo.processors import qkv_projections
+
+    model = copy.deepcopy(transformer)
+    for _, kind, attn in attention_layers(model):
+        if fused:
+            attn.fuse_projections()
+        hidden = torch.randn(2, N_IMG, attn.query_dim)
+        text = torch.randn(2, TEXT, attn.query_dim) if kind == "double" else None
+        for ours, theirs in zip(qkv_projections(attn, hidden, text), _get_qkv_projections(attn, hidden, text)):
+            if isinstance(theirs, torch.Tensor):
+                torch.testing.assert_close(ours, theirs)
+            else:
+                assert ours is None

@@ -111,13 +111,13 @@ def tiny_pipe():
 
 
 def transformer_output(transformer, seed=0):
-    from diffusers import FluxPipeline
+    from legend_demo.engines.codecs import image_ids
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         return transformer(hidden_states=torch.randn(1, 256, 4, generator=g), encoder_hidden_states=torch.randn(1, 8, 32, generator=g),
                            pooled_projections=torch.randn(1, 32, generator=g), timestep=torch.tensor([0.5]),
-                           img_ids=FluxPipeline._prepare_latent_image_ids(1, 16, 16, "cpu", torch.float32),
+                           img_ids=image_ids((16, 16), "cpu", torch.float32),
                            txt_ids=torch.zeros(8, 3), guidance=torch.tensor([3.5]), return_dict=False)[0]
 
 
