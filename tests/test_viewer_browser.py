@@ -214,3 +214,34 @@ def test_a_successful_cancel_is_not_an_error(browser, app_url):  # noqa: F811
         shot(page, "cancelled")
     finally:
         context.close()
+
+
+def test_the_browser_decodes_both_kinds_of_film_exactly(browser):
+    """viewer.js on a blank page: a 12-bit payload (and one sent as a difference) and an 8-bit PNG film decode to the
+    samples Python encoded."""
+    import cv2
+    import numpy as np
+
+    from legend_demo.ui.viewer import decode_payload, film_payload, png_payload, quantize, static_text
+
+    rng = np.random.default_rng(3)
+    prior01 = rng.random((40, 30)).astype(np.float32)
+    follow01 = prior01.copy()
+    follow01[10:20, 5:15] = np.clip(follow01[10:20, 5:15] + 0.2, 0, 1)
+    prior = film_payload(prior01)
+    follow = film_payload(follow01, prior01, prior["key"])
+    gray = (rng.random((25, 35)) * 255).astype(np.uint8)
+    png = png_payload(cv2.imencode(".png", gray)[1].tobytes())
+    page = browser.new_page()
+    try:
+        page.set_content("<html><body></body></html>")
+        page.add_script_tag(content=static_text("viewer.js"))
+        decoded = page.evaluate("""async (films) => { const out = [];
+            for (const f of films) { const d = await window.LegendViewer.decode(f); out.push([d.w, d.h, d.max, Array.from(d.data)]); }
+            return out; }""", [prior, follow, png])
+    finally:
+        page.close()
+    for (w, h, top, data), expected in zip(decoded, [quantize(prior01), quantize(follow01), gray]):
+        assert (h, w) == expected.shape and np.array_equal(np.array(data).reshape(h, w), expected)
+    assert decoded[0][2] == 4095 and decoded[2][2] == 255
+    assert np.array_equal(decode_payload(prior), quantize(prior01))

@@ -249,3 +249,15 @@ def test_the_film_viewer_is_reusable_for_a_blinded_page():
     assert max(value["films"][0]["film"]["w"], value["films"][0]["film"]["h"]) == 64
     with pytest.raises(ValueError, match="does not have"):
         viewer_value(films, [("prior", "c", "Prior ↔ C")], markers={}, presets={})
+
+
+def test_png_films_are_accepted_as_they_are_and_other_bytes_refused():
+    import cv2
+
+    from legend_demo.ui.viewer import png_payload
+
+    png = cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes()
+    payload = png_payload(png)
+    assert payload["png"].startswith("data:image/png;base64,") and len(payload["key"]) == 16
+    with pytest.raises(ValueError, match="PNG"):
+        png_payload(b"GIF89a....")

@@ -8,6 +8,8 @@ base64(zlib(uint16 little-endian residuals)) and a residual is the sample minus 
 sample minus 0), or, when `base` names another film of the same size, minus that film's sample (a composite differs
 from its prior only inside the edit region, so its residuals are mostly zero). All arithmetic is modulo 2¹⁶.
 
+A page that already has 8-bit grey PNGs (the reader study) can send them as they are (`png_payload`).
+
 Window/level happens in the browser, on the displayed pixels only: nothing of it is sent to Python, and every
 film Python receives or writes (editor points, generation, downloads) is untouched by it.
 """
@@ -82,6 +84,14 @@ def film_payload(array01: np.ndarray, base: np.ndarray | None = None, base_key: 
     return {"key": film_key(samples), "w": int(samples.shape[1]), "h": int(samples.shape[0]),
             "bits": FILM_VIEW_BITS, "data": base64.b64encode(data).decode("ascii"),
             "base": base_key if base is not None else None}
+
+
+def png_payload(png: bytes) -> dict[str, Any]:
+    """An 8-bit grey PNG as a viewer film ({"key", "png": data URL}), for a page that already makes metadata-free
+    PNGs (the reader study's legend_demo.study.images.case_pngs): window/level then works on its 256 levels."""
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ValueError("png_payload needs the bytes of a PNG image")
+    return {"key": hashlib.sha1(png).hexdigest()[:16], "png": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}
 
 
 def film_key(samples: np.ndarray) -> str:

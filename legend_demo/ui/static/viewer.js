@@ -20,10 +20,10 @@ if (!window.LegendViewer) {
       films.set(p.key, hit);
       return hit;
     }
-    if (!p.data) return Promise.reject(new Error('film ' + p.key + ' is not loaded'));
+    if (!p.data && !p.png) return Promise.reject(new Error('film ' + p.key + ' is not loaded'));
     const base = p.base ? films.get(p.base) : null;
     if (p.base && !base) return Promise.reject(new Error('the base film of ' + p.key + ' is not loaded'));
-    const job = (async () => {
+    const job = p.png ? decodePng(p) : (async () => {
       const text = atob(p.data);
       const bytes = new Uint8Array(text.length);
       for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
@@ -44,6 +44,22 @@ if (!window.LegendViewer) {
     films.set(p.key, job);
     while (films.size > 16) films.delete(films.keys().next().value);
     return job;
+  };
+
+  // An 8-bit grey PNG (a page that already has metadata-free PNGs, e.g. a reader study): {key, png: data URL}.
+  const decodePng = async (p) => {
+    const img = new Image();
+    img.src = p.png;
+    await img.decode();
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    const ctx = canvas.getContext('2d', {willReadFrequently: true});
+    ctx.drawImage(img, 0, 0);
+    const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+    const data = new Uint16Array(canvas.width * canvas.height);
+    for (let i = 0; i < data.length; i++) data[i] = rgba[4 * i];
+    return {key: p.key, w: canvas.width, h: canvas.height, max: 255, data};
   };
 
   // ---- the page-wide view ----------------------------------------------------------------------------------
