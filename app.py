@@ -11,6 +11,7 @@ except ImportError:
     spaces = None
 
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -39,7 +40,7 @@ def preload(engine: str | None) -> None:
     try:
         load_engine(name)
     except Exception as exc:  # noqa: BLE001 - reported to the user on Generate
-        print(f"[legend] engine {name!r} not preloaded: {exc}")
+        logging.getLogger("legend_demo.app").warning("engine %r not preloaded: %s", name, exc)
 
 
 def fail(message: str) -> None:
@@ -63,6 +64,12 @@ def serve_study(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    from legend_demo import logs
+
+    try:
+        logs.configure()
+    except ValueError as exc:  # a malformed LEGEND_LOG_LEVEL
+        fail(str(exc))
     if args.study:
         serve_study(args)
         return

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from . import logs
 from .errors import EngineUnavailableError, GenerationError, ImageInputError
 
 COMMAND_MODULES = (
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        logs.configure()
         return int(args.func(args) or 0)
     except (ImageInputError, ValueError, FileNotFoundError, EngineUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ reference row ("data"). Metric definitions: case_metrics.py; checks: summary.py.
 """
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +95,7 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
     """Run every case of `split` (first `limit`) and return {settings, rows, aggregates, checks, table}."""
     cases = load_cases(data_dir, split, limit)
     configs_used = configurations(full_strength)
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or logging.getLogger("legend_demo.evaluation").info
     rows: list[dict] = []
     for i, case in enumerate(cases, 1):
         start = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import multiprocessing
 import os
 import sys
@@ -24,6 +25,8 @@ from .lesions import LESION_TYPES
 from .pair import RenderedPair, render_pair
 from .volume import load_volume
 from .wording import progression_description, source_description
+
+log = logging.getLogger("legend_demo.synth")
 
 SPLIT_NAMES = ("train", "val", "test")
 SCHEMA_VERSION = 1
@@ -195,6 +198,5 @@ def _collect(iterator, total: int, start: float, progress: bool) -> list[dict]:
         rows.append(row)
         if progress and (len(rows) % 50 == 0 or len(rows) == total):
             elapsed = time.perf_counter() - start
-            print(f"synth: {len(rows)}/{total} pairs, {elapsed:.0f} s ({elapsed / len(rows):.2f} s/pair)",
-                  file=sys.stderr, flush=True)
+            log.info("%d/%d pairs, %.0f s (%.2f s/pair)", len(rows), total, elapsed, elapsed / len(rows))
     return rows

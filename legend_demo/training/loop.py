@@ -3,16 +3,18 @@ JSONL log, atomic checkpoint publishing."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import torch
+
+log = logging.getLogger("legend_demo.training")
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ class JsonlLog:
             handle.write(json.dumps(record) + "\n")
         if self.echo:
             text = " ".join(f"{k}={_short(v)}" for k, v in record.items() if k != "time")
-            print(text, flush=True, file=sys.stdout)
+            log.info(text)
 
 
 def _short(value) -> str:

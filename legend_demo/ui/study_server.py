@@ -23,6 +23,7 @@ import gradio as gr
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from .. import logs
 from ..study.auth import LoginOutcome, login
 from ..study.db import connect
 from ..study.sessions import SessionPolicy, close_session, find_session
@@ -186,12 +187,8 @@ def serve_study(db_path: str | Path, host: str = "127.0.0.1", port: int = 7860) 
     """Serve the study until interrupted (blocking)."""
     import uvicorn
 
-    auth_log = logging.getLogger("legend_demo.study")  # login attempts and flagged cases, for the operator
-    if not auth_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        auth_log.addHandler(handler)
-        auth_log.setLevel(logging.INFO)
+    logs.configure()  # login attempts and flagged cases reach the operator's console (legend_demo.study)
+    auth_log = logging.getLogger("legend_demo.study")
     app = create_study_server(db_path)
-    print(f"[legend] reader study on http://{host}:{port}/ (readers and the admin log in there)", flush=True)
+    auth_log.info("reader study on http://%s:%s/ (readers and the admin log in there)", host, port)
     uvicorn.run(app, host=host, port=port, log_level="warning")
