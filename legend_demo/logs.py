@@ -16,5 +16,4 @@ def configure(level: str | None = None) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter(FORMAT, datefmt="%H:%M:%S"))
         root.addHandler(handler)
-        root.propagate = False
     root.setLevel(level or settings.get("LEGEND_LOG_LEVEL"))
