@@ -214,22 +214,37 @@ def test_metrics_table_has_columns_only_for_what_was_run():
                        "text share (GBCA off)"]
 
 
-def test_user_mistakes_log_one_line_without_a_traceback(caplog):
+def test_user_mistakes_log_one_line_without_a_traceback():
     import logging
 
     import gradio as gr
 
     from legend_demo.ui.errors import friendly
 
+    class Keep(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record):
+            self.records.append(record)
+
     @friendly
     def refuse():
         raise ValueError("sigma_ratio=9 is outside [0.02, 0.3]")
 
-    with caplog.at_level(logging.INFO, logger="legend_demo.ui"), pytest.raises(gr.Error) as caught:
-        refuse()
-    records = [r for r in caplog.records if r.name == "legend_demo.ui"]
-    assert [r.levelno for r in records if r.levelno >= logging.INFO] == [logging.INFO]
-    assert records[0].exc_info is None and "sigma_ratio=9" in records[0].getMessage()
+    logger, keep = logging.getLogger("legend_demo.ui"), Keep()
+    level = logger.level
+    logger.addHandler(keep)
+    logger.setLevel(logging.INFO)
+    try:
+        with pytest.raises(gr.Error) as caught:
+            refuse()
+    finally:
+        logger.removeHandler(keep)
+        logger.setLevel(level)
+    assert [r.levelno for r in keep.records] == [logging.INFO]  # the DEBUG traceback is not emitted at INFO
+    assert keep.records[0].exc_info is None and "sigma_ratio=9" in keep.records[0].getMessage()
     assert caught.value.print_exception is False
 
 

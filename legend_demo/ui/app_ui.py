@@ -1,8 +1,6 @@
 """`create_demo()`: the clinician-facing page (layout and wiring only; callbacks live in handlers.py)."""
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +127,11 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
 
 
 def configure_logging() -> None:
-    """One line per refused input on the console (INFO); tracebacks of refusals only with LEGEND_LOG_LEVEL=DEBUG."""
-    logger = logging.getLogger("legend_demo.ui")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    level = os.environ.get("LEGEND_LOG_LEVEL", "INFO").upper()
-    logger.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO")
+    """One line per refused input on the console (legend_demo.logs, at LEGEND_LOG_LEVEL); tracebacks of refusals only
+    at DEBUG. Idempotent: app.py configures the same loggers."""
+    from .. import logs
+
+    logs.configure()
 
 
 def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
