@@ -314,7 +314,8 @@ def test_every_image_of_a_case_is_served_at_one_size_without_metadata_or_names(s
             demo01_screens += 1
         shown = json.dumps(screen)
         assert not any(s in shown for s in sources) and not any(Path(f).name in shown for f in files)
-        assert not re.search(r"demo0\d|\.png|/tmp|cand-|-flu|-ref", shown.replace(screen[IMAGES], ""))
+        without_pixels = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", shown)  # base64 may spell anything
+        assert not re.search(r"demo0\d|\.png|/tmp|cand-|-flu|-ref", without_pixels)
         screen = reader.predict(*RATING, *NO_B, "", api_name="/study_submit")
     assert "Study complete" in screen[1]["value"] and demo01_screens == 2
 

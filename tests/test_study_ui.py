@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import subprocess
@@ -89,9 +90,10 @@ def client(url: str, name: str | None = None, password: str | None = None, cooki
     return gradio_client.Client(url, auth=auth, verbose=False, **kwargs)
 
 
-def served_pngs(html: str) -> list[bytes]:
-    """The PNG bytes of every image on a case screen (they arrive as data URLs)."""
-    return [base64.b64decode(b) for b in re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", html)]
+def served_pngs(viewer: dict | str) -> list[bytes]:
+    """The PNG bytes of every image on a case screen (they arrive as data URLs in the film viewer's value)."""
+    text = viewer if isinstance(viewer, str) else json.dumps(viewer)
+    return [base64.b64decode(b) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)]
 
 
 def test_login_rate_resume_finish_and_admin(served_study):
@@ -106,7 +108,10 @@ def test_login_rate_resume_finish_and_admin(served_study):
     pngs = served_pngs(first[IMAGES])
     assert len(pngs) == 2 and len({Image.open(io.BytesIO(p)).size for p in pngs}) == 1
     assert all(set(png_chunk_types(p)) <= {b"IHDR", b"IDAT", b"IEND"} for p in pngs)  # no metadata at all
-    assert not any(s in first[IMAGES] for s in sources) and ".png" not in first[IMAGES]
+    served = json.dumps(first[IMAGES])
+    assert not any(s in served for s in sources) and ".png" not in served
+    assert [f["title"] for f in first[IMAGES]["films"]] == ["Prior radiograph", "Follow-up"]  # roles only
+    assert not any(f["synthetic"] or f["band"] for f in first[IMAGES]["films"])  # blinded: nothing says which
 
     incomplete = reader.predict(*RATING[:5], None, *NO_B, "", api_name="/study_submit")
     assert "Please answer lesion location" in incomplete[MESSAGE]
@@ -162,7 +167,7 @@ def test_browser_login_and_one_rating_then_resume_after_reload(served_study, bro
     assert connect(db).execute("SELECT COUNT(*) FROM ratings").fetchone()[0] == 1
     page.reload()  # the HttpOnly session cookie brings the reader back to the same place
     page.get_by_text("Case 2 of 8").wait_for(timeout=20_000)
-    page.locator("#study-images img").first.wait_for(timeout=20_000)
+    page.locator("#study-images canvas").first.wait_for(timeout=20_000)  # the case in the film viewer
     page.screenshot(path="/tmp/legend_study_reader.png", full_page=True)
     page.click("#study-logout")
     page.wait_for_url(re.compile(r".*/login\?bye=1$"), timeout=20_000)

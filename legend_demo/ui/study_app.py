@@ -10,7 +10,6 @@ flagged for the admin.
 """
 from __future__ import annotations
 
-import base64
 import html
 import sqlite3
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ..study.screen import Screen, next_screen
 from ..study.sessions import Session, SessionPolicy, find_session, mark_shown, seconds_on_case
 from ..study.studies import study_settings
 from ..study.summary import summarise
+from .viewer import FilmViewer
 
 LIKERT_CHOICES = [("1 (poor)", "1"), ("2", "2"), ("3", "3"), ("4", "4"), ("5 (excellent)", "5")]
 CALL_CHOICES = [("Real", "real"), ("Synthetic", "synthetic")]
@@ -44,12 +44,7 @@ NOT_OPEN = "That case is no longer open. Here is your next case."
 READERS_ONLY = "Only readers rate cases."
 LOGOUT_FORM = ("<form method='post' action='logout' class='study-logout'>"
                "<button type='submit' id='study-logout'>Log out</button></form>")
-IMAGE_CSS = """
-.study-images { display: flex; gap: 12px; flex-wrap: wrap; }
-.study-images figure { flex: 1 1 300px; margin: 0; }
-.study-images img { width: 100%; height: auto; background: #000; display: block; }
-.study-images figcaption { font-weight: 600; margin-bottom: 4px; }
-"""
+STUDY_CSS = "#study-images { --lv-stage-h: 60vh; }"  # the film viewer's stage height on the study page
 SCREEN_KEYS = ("message", "case_box", "done", "signed_out", "admin_box", "progress", "images", "text", "position",
                *(f"{side}_{q}" for side in ("a", "b") for q in range(6)), "comment",
                "admin_text", "admin_table", "admin_flags")
@@ -84,15 +79,21 @@ def rating_from(values: list[Any], comment: str, seconds: float, label: str) -> 
                   time_on_case_s=seconds)
 
 
-def images_html(pngs: tuple[bytes, ...], pair_mode: bool) -> str:
-    """The case's images as inline PNG data URLs (nothing on disk, no file names), captioned by role only."""
-    captions = ["Prior radiograph"] + (["Follow-up A", "Follow-up B"] if pair_mode else ["Follow-up"])
-    figures = "".join(
-        f"<figure><figcaption>{html.escape(caption)}</figcaption>"
-        f"<img alt='{html.escape(caption)}' src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'/></figure>"
-        for caption, png in zip(captions, pngs)
-    )
-    return f"<div class='study-images'>{figures}</div>"
+def case_viewer(pngs: tuple[bytes, ...], pair_mode: bool) -> dict:
+    """The case's images in the film viewer (window/level, zoom, flicker, side by side), blinded: neutral titles by
+    role only, no band, nothing marked synthetic; the metadata-free PNGs travel inline (nothing on disk)."""
+    import cv2
+    import numpy as np
+
+    from .viewer import film_entry, png_payload, side_markers, viewer_value, window_presets  # noqa: PLC0415
+
+    ids = ["prior", "a", "b"] if pair_mode else ["prior", "followup"]
+    titles = ["Prior radiograph"] + (["Follow-up A", "Follow-up B"] if pair_mode else ["Follow-up"])
+    films = [film_entry(i, title, png_payload(png)) for i, title, png in zip(ids, titles, pngs)]
+    pairs = ([("prior", "a", "Prior ↔ Follow-up A"), ("prior", "b", "Prior ↔ Follow-up B"), ("a", "b", "Follow-up A ↔ B")]
+             if pair_mode else [("prior", "followup", "Prior ↔ Follow-up")])
+    prior01 = cv2.imdecode(np.frombuffer(pngs[0], np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255.0
+    return viewer_value(films, pairs, markers=side_markers({}), presets=window_presets(prior01))
 
 
 class StudyScreens:
@@ -189,7 +190,7 @@ def case_screen(screen: Screen, pair_mode: bool, message: str = "") -> dict:
     view = screen.view
     return {**_blank(), "message": message, "case_box": gr.update(visible=True), "done": gr.update(visible=False),
             "signed_out": gr.update(visible=False), "admin_box": gr.update(visible=False),
-            "progress": f"**{view.progress_label}**", "images": images_html(screen.pngs, pair_mode),
+            "progress": f"**{view.progress_label}**", "images": case_viewer(screen.pngs, pair_mode),
             "text": f"**Progression text:** {html.escape(view.text)}", "position": view.position}
 
 
@@ -201,7 +202,7 @@ def signed_out(message: str) -> dict:
 def _blank() -> dict:
     """Reader widgets cleared (no answer carried over to the next case)."""
     blank = {k: None for k in READER_KEYS if k[:2] in ("a_", "b_")}
-    return {**{k: gr.skip() for k in SCREEN_KEYS}, **blank, "comment": "", "progress": "", "images": "", "text": "",
+    return {**{k: gr.skip() for k in SCREEN_KEYS}, **blank, "comment": "", "progress": "", "images": None, "text": "",
             "position": 0}
 
 
@@ -255,7 +256,7 @@ def _layout(app: gr.Blocks, screens: StudyScreens, pair_mode: bool) -> None:
         gr.HTML(f"<p>{SESSION_ENDED.split('.')[0]}. <a href='login' id='study-login-link'>Log in</a></p>", js_on_load=None)
     with gr.Column(visible=False) as parts["case_box"]:
         parts["progress"] = gr.Markdown(elem_id="study-progress")
-        parts["images"] = gr.HTML("", css_template=IMAGE_CSS, js_on_load=None, elem_id="study-images")
+        parts["images"] = FilmViewer(elem_id="study-images")
         parts["text"] = gr.Markdown(elem_id="study-text")
         with gr.Row():
             widgets = _controls("Image A" if pair_mode else "Your rating", True) + _controls("Image B", pair_mode)

@@ -29,7 +29,7 @@ from ..study.db import connect
 from ..study.sessions import SessionPolicy, close_session, find_session
 from ..study.studies import study_settings
 from ..study.throttle import ThrottlePolicy
-from .study_app import build_study_app
+from .study_app import STUDY_CSS, build_study_app
 
 API_PREFIX = "/gradio_api"
 SECURITY_HEADERS = {
@@ -150,6 +150,7 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
     return gr.mount_gradio_app(
         app, blocks, path="/", auth_dependency=current_user, run_history=False, footer_links=["gradio", "settings"],
         max_file_size=1, ssr_mode=False, show_error=True,  # readers upload nothing: Gradio's /upload takes 1 byte
+        css=STUDY_CSS,
     )
 
 
