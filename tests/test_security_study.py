@@ -118,12 +118,30 @@ def test_served_pngs_share_the_priors_size_and_carry_no_metadata(tmp_path):
     info.add_text("Software", "LeGend engine")
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64), dtype=np.uint8)).save(small, pnginfo=info, dpi=(72, 72))
     pngs = case_pngs([prior, small], long_side=600)
-    assert [Image.open(io.BytesIO(p)).size for p in pngs] == [(400, 600), (400, 600)] == [display_size((300, 200), 600)] * 2
+    sizes = [Image.open(io.BytesIO(p)).size for p in pngs]
+    assert sizes[0] == sizes[1] and sizes[0][0] == display_size((300, 200), 600)[0] == 400
+    assert sizes[0][1] > 600  # 600 film rows, then the one study band
     assert all(set(png_chunk_types(p)) == {b"IHDR", b"IDAT", b"IEND"} for p in pngs)
     assert Image.open(io.BytesIO(pngs[1])).info == {}
-    square = np.asarray(Image.open(io.BytesIO(pngs[1])))  # 64² into 400×600: kept square, centred on black
+    square = np.asarray(Image.open(io.BytesIO(pngs[1])))[:600]  # 64² into 400×600: kept square, centred on black
     rows = np.flatnonzero(square.max(axis=1) > 0)
     assert square[:99].max() == 0 and square[501:].max() == 0 and rows[-1] - rows[0] + 1 == 400
+    bands = [np.asarray(Image.open(io.BytesIO(p)))[600:] for p in pngs]
+    assert np.array_equal(bands[0], bands[1])  # the same study label under every image
+
+
+def test_an_app_made_follow_up_is_shown_without_its_own_band_like_a_real_one(tmp_path):
+    """Blinding: the export's SYNTHETIC band would give a candidate away; the study cuts it and adds its own."""
+    from legend_demo.export import save_synthetic_png
+
+    film = np.random.default_rng(2).random((300, 200)).astype(np.float32)
+    real, made = tmp_path / "real.png", tmp_path / "made.png"
+    Image.fromarray(np.round(film * 255).astype(np.uint8)).save(real)
+    save_synthetic_png(film, made, engine="embedded", checkpoint="test")
+    assert Image.open(made).size[1] > 300  # the export has its band below the film
+    shown_real, shown_made = (np.asarray(Image.open(io.BytesIO(p))) for p in case_pngs([real, made], long_side=300))
+    assert shown_real.shape == shown_made.shape
+    np.testing.assert_array_equal(shown_real, shown_made)  # same film, same band: nothing tells them apart
     with pytest.raises(ValueError):
         png_bytes(np.zeros((4, 4), np.float32))
 

@@ -4,6 +4,11 @@ Blinding (issue 12 §6): every image of a case is shown at ONE size and format �
 a long side of DISPLAY_LONG_SIDE pixels, 8-bit grayscale PNG with no text, time or colour chunks — so neither
 the pixel size of an engine's output, its file format, its metadata nor its file name tells a reader the source.
 An image whose aspect differs from the prior's is fitted inside that size on black, never stretched.
+
+Labels: a follow-up the app made carries its SYNTHETIC band below the film (and says how many rows are film in a
+PNG text chunk, export.IMAGE_ROWS_CHUNK); shown as is it would give itself away. So every image of a case is shown
+with its own band cut off and the SAME study band added below it — "this image may be SYNTHETIC" — real and
+synthetic alike: every picture on the page is labelled, and the label tells a reader nothing about the source.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from ..image_io import load_image
 
 DISPLAY_LONG_SIDE = 768  # px: every image of a case is resampled to the prior's aspect at this long side
 PNG_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a served image contains
+STUDY_LABEL = ("READER STUDY: this image may be SYNTHETIC", "research use, not for diagnosis")
 
 
 def read_gray(path: str | Path) -> np.ndarray:
@@ -52,9 +58,23 @@ def display_size(shape: tuple[int, int], long_side: int = DISPLAY_LONG_SIDE) -> 
 def case_pngs(paths: Sequence[Path], long_side: int = DISPLAY_LONG_SIDE) -> list[bytes]:
     """PNG bytes of every image of one case (prior first), all at the prior's display size; ImageInputError
     or OSError when a file cannot be read."""
-    prior = read_gray(paths[0])
+    prior = film_rows(paths[0])
     size = display_size(prior.shape, long_side)
     return [_display_png(str(p), _mtime(p), size) for p in paths]
+
+
+def film_rows(path: str | Path) -> np.ndarray:
+    """The image without the label band an export added below it (export.IMAGE_ROWS_CHUNK); other files whole."""
+    from PIL import Image
+
+    from ..export import IMAGE_ROWS_CHUNK
+
+    image = read_gray(path)
+    with Image.open(path) as handle:
+        rows = getattr(handle, "text", {}).get(IMAGE_ROWS_CHUNK)
+    if rows is not None and rows.isdigit() and 0 < int(rows) <= image.shape[0]:
+        return image[: int(rows)]
+    return image
 
 
 def _mtime(path: Path) -> int:
@@ -63,7 +83,11 @@ def _mtime(path: Path) -> int:
 
 @lru_cache(maxsize=256)
 def _display_png(path: str, mtime_ns: int, size: tuple[int, int]) -> bytes:
-    return png_bytes(fit_into(read_gray(path), size))
+    """The image's film rows fitted to `size`, with the one study band below (the same on every image)."""
+    from ..export import label_band
+
+    band = np.round(label_band(size[0], STUDY_LABEL) * 255).astype(np.uint8)
+    return png_bytes(np.concatenate([fit_into(film_rows(path), size), band]))
 
 
 def fit_into(image01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
