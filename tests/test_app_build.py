@@ -10,6 +10,8 @@ import pytest
 from legend_demo.points import LesionPoint
 from legend_demo.ui.config import AppConfig
 
+pytestmark = pytest.mark.slow  # builds the whole Gradio page: the slow tier (python -m pytest -m slow)
+
 
 @pytest.fixture(scope="module")
 def demo():

@@ -8,6 +8,8 @@ import pytest
 
 from app_harness import app_url, example_png  # noqa: F401 - fixture
 
+pytestmark = pytest.mark.slow  # starts the app server: the slow tier (python -m pytest -m slow)
+
 gradio_client = pytest.importorskip("gradio_client")
 
 

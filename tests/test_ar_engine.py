@@ -16,6 +16,8 @@ from legend_demo.errors import EngineUnavailableError
 from legend_demo.points import LesionPoint
 from legend_demo.training.data import load_pairs
 
+pytestmark = pytest.mark.slow  # loads and runs the AR engine: the slow tier (python -m pytest -m slow)
+
 
 @pytest.fixture(scope="module")
 def engine():

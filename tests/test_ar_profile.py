@@ -8,6 +8,8 @@ from legend_demo.ar.tiny import TINY_AR_SIDE, save_tiny_emu3, write_tiny_pairs
 from legend_demo.cli import main
 from legend_demo.engines import registry
 
+pytestmark = pytest.mark.slow  # runs the AR profiling pass and its CLI: the slow tier (python -m pytest -m slow)
+
 
 @pytest.fixture()
 def tiny_checkpoint(tmp_path, monkeypatch):

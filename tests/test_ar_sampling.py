@@ -9,6 +9,8 @@ from legend_demo.ar.sampling import SamplingOptions, sample_follow_up
 from legend_demo.ar.sequence import build_prefix, make_batch, position_ids
 from legend_demo.ar.tiny import tiny_emu3
 
+pytestmark = pytest.mark.slow  # decodes images autoregressively: the slow tier (python -m pytest -m slow)
+
 GRID = (8, 8)
 TEXT, UNCOND = "interval increase of right effusion", "a chest radiograph"
 

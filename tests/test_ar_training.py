@@ -17,6 +17,8 @@ from legend_demo.training.ar import (
 )
 from legend_demo.training.data import load_pairs
 
+pytestmark = pytest.mark.slow  # trains: the slow tier (python -m pytest -m slow)
+
 
 def tiny(seed=0):
     model, tokenizer = tiny_emu3(seed=seed)

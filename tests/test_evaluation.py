@@ -197,6 +197,7 @@ def test_bad_inputs_exit_2(tiny_data, capsys, problem, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a whole evaluation run
 def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     out = tmp_path / "eval.json"
     code = main(["evaluate", "--data", str(tiny_data), "--engine", "tiny-random", "--steps", "2", "--out", str(out)])

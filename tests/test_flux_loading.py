@@ -9,6 +9,8 @@ from legend_demo.errors import EngineUnavailableError
 from legend_demo.strength import StrengthMLP
 from legend_demo.tiny import TINY_SIDE, tiny_flux_pipeline
 
+pytestmark = pytest.mark.slow  # saves and loads pipelines: the slow tier (python -m pytest -m slow)
+
 
 @pytest.fixture(scope="module")
 def saved_pipeline(tmp_path_factory):

@@ -20,6 +20,8 @@ from legend_demo.grounding.limits import MAX_TEXT_CHARS
 from legend_demo.grounding.lung_fields import estimate_lung_fields
 from legend_demo.grounding.rules import rule_points
 
+pytestmark = pytest.mark.slow  # grounds thousands of report sentences: the slow tier (python -m pytest -m slow)
+
 pytest.importorskip("pydicom.data")
 CORPUS = json.loads(SAMPLE.read_text(encoding="utf-8"))
 ONE_SIDED = CORPUS["nlmcxr_one_side"] + CORPUS["padchest_one_side"]

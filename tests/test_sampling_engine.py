@@ -196,6 +196,7 @@ def test_strength_mlp_starts_at_0_01_is_bounded_and_round_trips(tmp_path):
         StrengthMLP.load(tmp_path / "bad.safetensors")
 
 
+@pytest.mark.slow  # a subprocess CLI run
 def test_cli_generate_writes_outputs_and_rejects_bad_input(tmp_path):
     from PIL import Image
 

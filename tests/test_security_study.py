@@ -22,6 +22,8 @@ from legend_demo.study.sessions import SessionPolicy, find_session, open_session
 from legend_demo.study.studies import create_study
 from legend_demo.study.throttle import ThrottlePolicy, account_key, begin_attempt, lock_wait
 
+pytestmark = pytest.mark.slow  # reader-study sessions and throttling: the slow tier (python -m pytest -m slow)
+
 FAST = ThrottlePolicy(pair_limit=3, client_limit=6, account_limit=8, base_lock_s=10, max_lock_s=40)
 
 

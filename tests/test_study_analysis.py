@@ -16,6 +16,8 @@ from legend_demo.study.reading import next_case
 from legend_demo.study.studies import create_study
 from legend_demo.study.summary import summarise
 
+pytestmark = pytest.mark.slow  # reader-study statistics: the slow tier (python -m pytest -m slow)
+
 
 def test_t_interval_matches_hand_computation():
     # x = 1..5: mean 3, s = √2.5, t(0.975, 4) = 2.776445 → half-width 2.776445·√2.5/√5 = 1.963243

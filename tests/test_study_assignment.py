@@ -12,6 +12,8 @@ from legend_demo.study.manifest import read_manifest
 from legend_demo.study.readers import add_reader
 from legend_demo.study.studies import create_study
 
+pytestmark = pytest.mark.slow  # reader-study database: the slow tier (python -m pytest -m slow)
+
 
 @pytest.mark.parametrize("n_real,n_synthetic", [(10, 10), (6, 18), (5, 2), (1, 7)])
 def test_every_prefix_of_the_order_stays_close_to_the_overall_mix(n_real, n_synthetic):

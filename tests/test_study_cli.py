@@ -9,6 +9,8 @@ import pytest
 from legend_demo.cli import main
 from legend_demo.study.db import connect
 
+pytestmark = pytest.mark.slow  # reader-study CLI and databases: the slow tier (python -m pytest -m slow)
+
 
 def test_cli_round_trip_demo_create_reader_summary(tmp_path, capsys):
     demo, db = tmp_path / "demo", tmp_path / "s.db"

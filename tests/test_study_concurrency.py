@@ -1,6 +1,7 @@
 """Twelve simulated readers submitting at once (threads, one connection each) leave consistent data."""
 from __future__ import annotations
 
+import pytest
 import threading
 
 from legend_demo.study.db import connect
@@ -11,6 +12,8 @@ from legend_demo.study.readers import add_reader
 from legend_demo.study.reading import next_case, progress
 from legend_demo.study.studies import create_study
 from legend_demo.study.summary import summarise
+
+pytestmark = pytest.mark.slow  # concurrent reader threads: the slow tier (python -m pytest -m slow)
 
 READERS = 12
 

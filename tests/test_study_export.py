@@ -1,11 +1,14 @@
 """Admin exports: CSV with unblinded sources, and the iMRMC input format (header, BEGIN DATA:, truth rows -1)."""
 from __future__ import annotations
 
+import pytest
 import csv
 
 from legend_demo.cli import main
 from legend_demo.study.db import connect
 from legend_demo.study.export import synthetic_score
+
+pytestmark = pytest.mark.slow  # reader-study database: the slow tier (python -m pytest -m slow)
 
 
 def _rated_study(tmp_path):

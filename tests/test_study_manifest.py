@@ -12,6 +12,8 @@ from legend_demo.cli import main
 from legend_demo.study.demo import write_demo_study
 from legend_demo.study.manifest import ManifestError, read_manifest, validate_manifest
 
+pytestmark = pytest.mark.slow  # reader-study manifests on disk: the slow tier (python -m pytest -m slow)
+
 
 def _png(path, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from legend_demo.study.readers import add_reader
 from legend_demo.study.reading import next_case, progress
 from legend_demo.study.studies import create_study
 
+pytestmark = pytest.mark.slow  # reader-study database: the slow tier (python -m pytest -m slow)
+
 GOOD = dict(realism=4, faithfulness=3, anatomy=5, called_synthetic=True, confidence=2, lesion_location="partly")
 
 

@@ -13,6 +13,8 @@ from legend_demo.study.readers import add_reader, authenticate
 from legend_demo.study.schema import MIGRATIONS, SCHEMA_VERSION
 from legend_demo.study.studies import create_study
 
+pytestmark = pytest.mark.slow  # reader-study database (scrypt hashing): the slow tier (python -m pytest -m slow)
+
 
 def test_new_database_is_at_latest_version_with_wal_and_foreign_keys(tmp_path):
     conn = connect(tmp_path / "s.db", create=True)

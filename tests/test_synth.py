@@ -13,6 +13,8 @@ from legend_demo.synth.framing import chest_field_of_view, resample, sampling_ma
 from legend_demo.synth.lesions import LESION_TYPES
 from legend_demo.synth.wording import progression_description, source_description
 
+pytestmark = pytest.mark.slow  # renders radiographs from the chest CT: the slow tier (python -m pytest -m slow)
+
 SIZE = 128
 
 

@@ -17,6 +17,8 @@ from legend_demo.training.stage1 import Stage1Options, _validation_batch, train_
 from legend_demo.training.stage2 import Stage2Options, edit_loss, edit_pair, train_stage2
 from legend_demo.training.vitality import VitalityOptions, blocks, bypassed, select_vital, vitality_scores
 
+pytestmark = pytest.mark.slow  # trains: the slow tier (python -m pytest -m slow)
+
 SMALL = dict(side=32, space_to_depth=2, num_layers=1, num_single_layers=1, attention_head_dim=16,
              num_attention_heads=2, axes_dims_rope=(4, 6, 6))
 IMAGE_SIDE = 64
