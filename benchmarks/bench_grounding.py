@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from legend_demo.grounding import ground  # noqa: E402
-from legend_demo.grounding.synthetic import synthetic_chest  # noqa: E402
+from legend_demo.synth.drawing import draw_chest  # noqa: E402
 
 TEXTS = (
     "Interval increase in right lower lobe consolidation with new small left pleural effusion. No pneumothorax.",
@@ -84,7 +84,7 @@ def bench_latency(calls: int) -> None:
     rg1 = rg1_array()
     images = [("RG1 native 1841×1955", rg1), ("RG1 1024×1024", cv2.resize(rg1, (1024, 1024))),
               ("RG1 512×512", cv2.resize(rg1, (512, 512))), ("RG1 3000×3000", cv2.resize(rg1, (3000, 3000))),
-              ("drawn chest 1024×1024", synthetic_chest(1024, 1024)[0])]
+              ("drawn chest 1024×1024", draw_chest(1024, 1024)[0])]
     print(f"\nLung fields, CPU, {calls} calls each, ms (median / p95); side by side in one run")
     print("| image | first-release thresholding | atlas fields (this) | ratio | fields |")
     print("|---|---|---|---|---|")
@@ -180,7 +180,7 @@ def bench_vlm(source: str | None, on_cpu: bool) -> None:
         print(f"| input | seen by the model | warm ms (≤ {VLM_NEW_TOKENS} new tokens) | peak GPU GB |")
         print("|---|---|---|---|")
         for side in VLM_SIDES:
-            image = to_pil(synthetic_chest(side, side)[0])
+            image = to_pil(draw_chest(side, side)[0])
             model.ask(image, TEXTS[0])  # warm-up
             if torch.cuda.is_available():
                 torch.cuda.synchronize()

@@ -156,10 +156,11 @@ def test_errors_become_messages_not_tracebacks():
 
 
 def test_examples_are_synthetic_drawings_with_findings():
-    from legend_demo.ui.examples import EXAMPLES, draw_chest
+    from legend_demo.synth.drawing import draw_chest
+    from legend_demo.ui.examples import EXAMPLES, HEIGHT, WIDTH
 
-    normal = draw_chest("normal", 0)
-    opacity = draw_chest("opacity-right-lower", 0)
+    normal = draw_chest(WIDTH, HEIGHT, 0)[0]
+    opacity = draw_chest(WIDTH, HEIGHT, 0, finding="opacity-right-lower")[0]
     assert normal.dtype == np.float32 and 0 <= normal.min() and normal.max() <= 1
     diff = np.abs(opacity - normal)
     ys, xs = np.nonzero(diff > 0.05)

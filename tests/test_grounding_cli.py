@@ -8,12 +8,12 @@ import pytest
 from PIL import Image
 
 from legend_demo.cli import main
-from legend_demo.grounding.synthetic import synthetic_chest
+from legend_demo.synth.drawing import draw_chest
 
 
 @pytest.fixture()
 def chest_png(tmp_path):
-    chest, right, left = synthetic_chest(360, 420)
+    chest, right, left = draw_chest(360, 420)
     path = tmp_path / "prior.png"
     Image.fromarray((chest * 255).astype(np.uint8)).save(path)
     return path, right, left

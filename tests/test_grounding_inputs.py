@@ -13,7 +13,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from legend_demo.errors import ImageInputError
 from legend_demo.grounding import ground
-from legend_demo.grounding.synthetic import synthetic_chest
+from legend_demo.synth.drawing import draw_chest
 
 TEXT = "New right lower lobe consolidation. Increased left upper lobe opacity."
 
@@ -27,7 +27,7 @@ def assert_in_the_named_lungs(result, right_lung, left_lung):
 
 
 def test_non_square_png_path_maps_to_original_pixels(tmp_path):
-    chest, right, left = synthetic_chest(640, 360)
+    chest, right, left = draw_chest(640, 360)
     path = tmp_path / "wide.png"
     Image.fromarray((chest * 65535).astype(np.uint16)).save(path)
     result = ground(str(path), TEXT)
@@ -36,7 +36,7 @@ def test_non_square_png_path_maps_to_original_pixels(tmp_path):
 
 
 def test_monochrome1_dicom_is_read_with_lungs_dark_and_points_in_original_pixels(tmp_path):
-    chest, right, left = synthetic_chest(300, 420)
+    chest, right, left = draw_chest(300, 420)
     inverted = ((1.0 - chest) * 4095).round().astype(np.uint16)  # MONOCHROME1: air is bright in the stored values
     ds = Dataset()
     ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -65,7 +65,7 @@ class ReducedLoadedImage:
 
 
 def test_points_scale_from_a_reduced_array_to_the_original_size():
-    full, right, left = synthetic_chest(800, 960)
+    full, right, left = draw_chest(800, 960)
     half = full[::2, ::2]
     result = ground(ReducedLoadedImage(half, (800, 960)), TEXT)
     assert result.image_size == (800, 960)
@@ -73,7 +73,7 @@ def test_points_scale_from_a_reduced_array_to_the_original_size():
 
 
 def test_uint8_and_rgb_arrays_are_accepted():
-    chest, right, left = synthetic_chest(256, 256)
+    chest, right, left = draw_chest(256, 256)
     gray8 = (chest * 255).astype(np.uint8)
     rgb = np.repeat(gray8[..., None], 3, axis=2)
     for image in (gray8, rgb):
@@ -87,7 +87,7 @@ def test_unusable_images_raise_image_input_error(bad):
 
 
 def test_bytes_of_a_png_are_accepted():
-    chest, right, left = synthetic_chest(320, 384)
+    chest, right, left = draw_chest(320, 384)
     buffer = io.BytesIO()
     Image.fromarray((chest * 255).astype(np.uint8)).save(buffer, format="PNG")
     assert_in_the_named_lungs(ground(buffer.getvalue(), TEXT), right, left)

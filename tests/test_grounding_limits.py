@@ -11,12 +11,12 @@ from legend_demo.grounding import ground
 from legend_demo.grounding.limits import MAX_POINTS, MAX_TEXT_CHARS
 from legend_demo.grounding.postprocess import merge_close
 from legend_demo.grounding.prompt import MAX_DESCRIPTION_CHARS
-from legend_demo.grounding.synthetic import synthetic_chest
+from legend_demo.synth.drawing import draw_chest
 from legend_demo.grounding.vlm import VlmUnavailableError, forget_models
 from legend_demo.points import LesionPoint
 
 LONG = "Interval increase in right lower lobe consolidation. " * 800  # ≈ 42,000 characters (the case)
-CHEST = synthetic_chest(320, 384)[0]
+CHEST = draw_chest(320, 384)[0]
 
 
 def test_one_limit_everywhere():

@@ -6,12 +6,12 @@ import pytest
 
 from legend_demo.grounding.anatomy import zone_point
 from legend_demo.grounding.lung_fields import coarse_lung_fields, estimate_lung_fields
-from legend_demo.grounding.synthetic import synthetic_chest
+from legend_demo.synth.drawing import draw_chest
 
 
 @pytest.mark.parametrize("size", [(400, 480), (640, 360), (1500, 1800)])
 def test_lung_boxes_match_the_drawn_lungs(size):
-    chest, right, left = synthetic_chest(*size)
+    chest, right, left = draw_chest(*size)
     fields = estimate_lung_fields(chest)
     assert fields.source == "image", fields.reason
     for box, lung in ((fields.image_left, right), (fields.image_right, left)):
@@ -23,7 +23,7 @@ def test_lung_boxes_match_the_drawn_lungs(size):
 
 
 def test_every_zone_centre_is_inside_its_lung():
-    chest, right, left = synthetic_chest(400, 480)
+    chest, right, left = draw_chest(400, 480)
     fields = estimate_lung_fields(chest)
     for side, lung in (("right", right), ("left", left)):
         for zone in ("upper", "middle", "lower", "apex", "base", "perihilar", "retrocardiac", "costophrenic"):
@@ -32,7 +32,7 @@ def test_every_zone_centre_is_inside_its_lung():
 
 
 def test_perihilar_is_medial_and_costophrenic_is_lateral():
-    chest, _, _ = synthetic_chest(400, 480)
+    chest, _, _ = draw_chest(400, 480)
     fields = estimate_lung_fields(chest)
     for side, medial_sign in (("right", 1), ("left", -1)):  # image-left lung's medial side is to its right
         middle_x, _ = zone_point(fields, side, "middle")
@@ -62,7 +62,7 @@ def test_coarse_zone_centres_are_the_thesis_numbers():
 
 
 def test_one_lung_only_is_not_accepted():
-    chest, right, _ = synthetic_chest(400, 480)
+    chest, right, _ = draw_chest(400, 480)
     one_sided = chest.copy()
     one_sided[:, 220:] = 0.75  # the image-right lung is filled in (white-out)
     fields = estimate_lung_fields(one_sided)

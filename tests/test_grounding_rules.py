@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from legend_demo.grounding import ground, predict_points
-from legend_demo.grounding.synthetic import synthetic_chest
+from legend_demo.synth.drawing import draw_chest
 
 WIDTH, HEIGHT = 400, 480
-CHEST, RIGHT_LUNG, LEFT_LUNG = synthetic_chest(WIDTH, HEIGHT)  # patient right lung = image-left ellipse
+CHEST, RIGHT_LUNG, LEFT_LUNG = draw_chest(WIDTH, HEIGHT)  # patient right lung = image-left ellipse
 TOLERANCE = 0.03 * HEIGHT  # the estimated lung box is a few pixels larger than the drawn ellipse
 
 
@@ -198,7 +198,7 @@ def test_labels_name_finding_change_and_site():
 
 
 def test_points_follow_this_patients_lungs_not_fixed_positions():
-    shifted, right_lung, _ = synthetic_chest(WIDTH, HEIGHT, shift_x=0.06)
+    shifted, right_lung, _ = draw_chest(WIDTH, HEIGHT, shift_x=0.06)
     p = points_for("New right upper lobe opacity.", shifted)[0]
     centred = points_for("New right upper lobe opacity.")[0]
     assert right_lung.contains(p.x, p.y)

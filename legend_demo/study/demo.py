@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from ..export import with_label_band
+from ..synth.drawing import draw_chest
 
 DEMO_LABEL = "SYNTHETIC DEMO IMAGE - not a patient"
 DEMO_CASES = (  # (case id, finding on the prior, finding on the follow-up, progression text)
@@ -21,29 +22,8 @@ SIDE = 256
 
 
 def _draw(finding: str, seed: int) -> np.ndarray:
-    """The project's example drawing when available, else a minimal chest-like cartoon; (H, W) in [0, 1]."""
-    try:
-        from ..ui.examples import draw_chest
-    except ImportError:
-        return _cartoon(finding, seed)
-    return cv2.resize(draw_chest(finding, seed), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-
-
-def _cartoon(finding: str, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = np.full((SIDE, SIDE), 0.05, np.float32)
-    cv2.ellipse(img, (128, 150), (115, 130), 0, 0, 360, 0.45, -1)  # body
-    for cx in (80, 176):
-        cv2.ellipse(img, (cx, 120), (40, 78), 0, 0, 360, 0.15, -1)  # lungs
-    cv2.rectangle(img, (121, 0), (135, SIDE), 0.7, -1)  # spine
-    heart = (44, 32) if finding == "cardiomegaly" else (30, 24)
-    cv2.ellipse(img, (140, 170), heart, 20, 0, 360, 0.6, -1)
-    spots = {"opacity-right-lower": (80, 165, 18), "opacity-left-upper": (176, 85, 16), "effusion-left": (180, 190, 24)}
-    if finding in spots:
-        x, y, r = spots[finding]
-        cv2.circle(img, (x, y), r, 0.5, -1)
-    img = cv2.GaussianBlur(img, (0, 0), 2.0) + rng.normal(0, 0.015, img.shape).astype(np.float32)
-    return np.clip(img, 0, 1).astype(np.float32)
+    """The project's drawn chest (legend_demo.synth.drawing) with `finding`, at SIDE × SIDE; (H, W) in [0, 1]."""
+    return draw_chest(SIDE, SIDE, seed, finding=finding)[0]
 
 
 def _save(image: np.ndarray, path: Path) -> str:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..points import LesionPoint
+from ..synth.drawing import FINDINGS, draw_chest
 from .point_labels import clinician_label
 
 WIDTH, HEIGHT = 448, 512  # deliberately not square: exercises the pad/crop framing
@@ -47,7 +48,8 @@ class Example:
         """Its stored points; for a drawing, where its finding was drawn (at WIDTH × HEIGHT)."""
         if self.path is not None:
             return list(self.points)
-        return [LesionPoint(fx * WIDTH, fy * HEIGHT, 5, label) for fx, fy, label in DRAWN_POINTS[self.finding]]
+        fx, fy, label = FINDINGS[self.finding]
+        return [LesionPoint(fx * WIDTH, fy * HEIGHT, 5, label)]
 
 
 EXAMPLES = (
@@ -59,58 +61,6 @@ EXAMPLES = (
 )
 
 
-# Where each drawing's finding is (fractions of W, H), and its label; "normal" marks where its text's change goes.
-DRAWN_POINTS = {
-    "opacity-right-lower": ((0.30, 0.62, "consolidation, increased (right lower lobe)"),),
-    "effusion-left": ((0.72, 0.76, "pleural effusion, new (left costophrenic angle)"),),
-    "cardiomegaly": ((0.55, 0.66, "cardiomegaly, increased (heart)"),),
-    "opacity-left-upper": ((0.70, 0.32, "opacity, decreased (left upper zone)"),),
-    "normal": ((0.30, 0.45, "airspace opacity, new (right mid zone)"),),
-}
-
-
-def draw_chest(finding: str = "normal", seed: int = 0, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
-    """(H, W) float32 in [0, 1], dense tissue bright: a cartoon PA chest film with one finding."""
-    width, height = size
-    rng = np.random.default_rng(seed)
-    img = np.full((height, width), 0.04, np.float32)
-    cx = width // 2
-    cv2.ellipse(img, (cx, int(0.53 * height)), (int(0.44 * width), int(0.47 * height)), 0, 0, 360, 0.7, -1)
-    lungs = np.zeros_like(img)
-    for side in (-1, 1):  # image-left is the patient's right
-        centre = (cx + side * int(0.2 * width), int(0.5 * height))
-        cv2.ellipse(lungs, centre, (int(0.15 * width), int(0.3 * height)), side * 8, 0, 360, 1.0, -1)
-    img = np.where(lungs > 0, 0.2, img).astype(np.float32)
-    _draw_ribs(img, lungs, cx, height)
-    cv2.rectangle(img, (cx - int(0.035 * width), 0), (cx + int(0.035 * width), height), 0.88, -1)  # spine
-    heart_axes = (int(0.17 * width), int(0.12 * height)) if finding == "cardiomegaly" else (int(0.12 * width), int(0.1 * height))
-    cv2.ellipse(img, (cx + int(0.05 * width), int(0.66 * height)), heart_axes, 20, 0, 360, 0.82, -1)
-    _draw_finding(img, lungs, finding, width, height)
-    img = cv2.GaussianBlur(img, (0, 0), 2.0)
-    img += rng.normal(0.0, 0.015, img.shape).astype(np.float32)
-    return np.clip(img, 0.0, 1.0).astype(np.float32)
-
-
-def _draw_ribs(img: np.ndarray, lungs: np.ndarray, cx: int, height: int) -> None:
-    ribs = np.zeros_like(img)
-    for k in range(8):
-        y = int((0.22 + 0.075 * k) * height)
-        cv2.ellipse(ribs, (cx, y), (int(0.42 * img.shape[1]), int(0.06 * height)), 0, 200, 340, 1.0, 3)
-    img += 0.08 * ribs * (lungs > 0)
-
-
-def _draw_finding(img: np.ndarray, lungs: np.ndarray, finding: str, width: int, height: int) -> None:
-    blob = np.zeros_like(img)
-    if finding.startswith("opacity"):
-        x, y, _ = DRAWN_POINTS[finding][0]  # patient right = image left
-        cv2.circle(blob, (int(x * width), int(y * height)), int(0.07 * width), 1.0, -1)
-        blob = cv2.GaussianBlur(blob, (0, 0), 0.03 * width)
-        img += 0.35 * blob * (lungs > 0)
-    elif finding == "effusion-left":
-        cv2.ellipse(blob, (int(0.72 * width), int(0.76 * height)), (int(0.13 * width), int(0.06 * height)), 0, 0, 360, 1.0, -1)
-        img += 0.3 * cv2.GaussianBlur(blob, (0, 0), 6.0)
-
-
 def example_files(cache_dir: Path | None = None) -> list[tuple[str, Example]]:
     """Write each example once as PNG (file names say 'synthetic') and return [(path, example)]."""
     folder = cache_dir or Path(tempfile.gettempdir()) / "legend_demo_examples"
@@ -119,7 +69,7 @@ def example_files(cache_dir: Path | None = None) -> list[tuple[str, Example]]:
     for example in EXAMPLES:
         path = folder / f"synthetic_{example.finding}_{example.seed}.png"
         if not path.exists():
-            pixels = (draw_chest(example.finding, example.seed) * 255).round().astype(np.uint8)
+            pixels = (draw_chest(WIDTH, HEIGHT, example.seed, finding=example.finding)[0] * 255).round().astype(np.uint8)
             cv2.imwrite(str(path), pixels)
         items.append((str(path), example))
     return items
