@@ -185,7 +185,8 @@ def test_difference_maps_share_one_symmetric_scale_that_a_small_shift_does_not_s
 
 def test_attention_maps_use_one_peak_across_layers_and_colour_bars_say_the_unit():
     from legend_demo.engines.base import LayerAttention
-    from legend_demo.ui.visuals import attention_peak, colorbar, heatmap_over
+    from legend_demo.overlay import heat_overlay
+    from legend_demo.ui.visuals import attention_peak, colorbar
 
     weak = LayerAttention(0, np.full((4, 4), 1 / 16, np.float32), 0.1, 0.2, None, 0.3)
     sharp_map = np.zeros((4, 4), np.float32)
@@ -194,8 +195,8 @@ def test_attention_maps_use_one_peak_across_layers_and_colour_bars_say_the_unit(
     peak = attention_peak([weak], [sharp])
     assert peak == 1.0
     image = np.zeros((16, 16), np.float32)
-    own = heatmap_over(image, weak.heatmap)  # old behaviour: its own max → looks as hot as the sharp layer
-    fixed = heatmap_over(image, weak.heatmap, peak=peak)
+    own = heat_overlay(image, weak.heatmap)  # old behaviour: its own max → looks as hot as the sharp layer
+    fixed = heat_overlay(image, weak.heatmap, peak=peak)
     assert own.mean() != fixed.mean()
     bar = colorbar(256, 0.0, peak, "share of the image attention per token cell", "jet", percent=True)
     assert bar.shape[1] == 256 and bar.shape[0] > 20 and bar.dtype == np.uint8

@@ -23,6 +23,7 @@ from ..export import SYNTHETIC_LABEL
 from ..grounding import check_frontal_chest, check_text, ground
 from ..image_io import LoadedImage, load_image
 from ..layer_spec import parse_layers
+from ..overlay import heat_overlay
 from .config import AppConfig
 from .downloads import write_downloads
 from .errors import friendly, user_message
@@ -32,7 +33,7 @@ from .point_editor import editor_points, editor_value, film_props, film_region_o
 from .point_labels import clinician_points
 from .viewer import film_entry, film_payload, side_markers, viewer_value, window_presets
 from .visuals import (
-    attention_peak, difference_map, difference_span, film_view, for_display, gray_rgb, heatmap_over, labelled,
+    attention_peak, difference_map, difference_span, film_view, for_display, gray_rgb, labelled,
     metrics_figure, metrics_table, shrink, std_map, with_colorbar,
 )
 
@@ -226,7 +227,7 @@ def render_bundle(bundle: GenerationBundle, params: GenerateParams, image: Loade
         result_viewer(image, bundle),
         differences[0],
         gr.Image(value=differences[1], visible=True) if len(differences) > 1 else gr.Image(value=None, visible=False),
-        with_colorbar(for_display(heatmap_over(before, main.prior_map, peak=1.0)), 0.0, 1.0, PRIOR_UNIT, "jet"),
+        with_colorbar(for_display(heat_overlay(before, main.prior_map, peak=1.0)), 0.0, 1.0, PRIOR_UNIT, "jet"),
         labelled(for_display(gray_rgb(main.followup)), [SYNTHETIC_LABEL, "model view: raw engine output"]),
         sample_gallery_update(bundle),
         attention_gallery(before, main.layers, off_layers),
@@ -309,7 +310,7 @@ def sample_gallery_update(bundle: GenerationBundle) -> gr.Gallery:
 def attention_gallery(image01: np.ndarray, on: list, off: list) -> list[tuple[np.ndarray, str]]:
     """Attention maps over the prior's model view, all on one [0, peak] scale with a colour bar."""
     peak = attention_peak(on, off)
-    picture = lambda a: with_colorbar(for_display(heatmap_over(image01, a.heatmap, peak=peak)), 0.0, peak,  # noqa: E731
+    picture = lambda a: with_colorbar(for_display(heat_overlay(image01, a.heatmap, peak=peak)), 0.0, peak,  # noqa: E731
                                       ATTENTION_UNIT, "jet", percent=True)
     items = [(picture(a), _caption(a, "GBCA on")) for a in on]
     items += [(picture(a), _caption(a, "GBCA off")) for a in off]

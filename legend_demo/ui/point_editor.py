@@ -31,6 +31,7 @@ import numpy as np
 
 from ..composite import film_sigma_px
 from ..edit_region import region_weights
+from ..overlay import heat_rgba
 from ..geometry import FrameMode, SquareFrame
 from ..points import LesionPoint, as_points, check_inside, whole_number
 from ..prior import gaussian_prior
@@ -194,13 +195,6 @@ def prior_overlay(
     map_x = np.broadcast_to((xs + frame.offset_x) * frame.scale, (out_h, out_w)).astype(np.float32)
     map_y = np.broadcast_to(((ys + frame.offset_y) * frame.scale)[:, None], (out_h, out_w)).astype(np.float32)
     return cv2.remap(prior_px, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)  # (out_h, out_w)
-
-
-def heat_rgba(values: np.ndarray) -> np.ndarray:
-    """(h, w) in [0, 1] → (h, w, 4) uint8 RGBA, JET colours, alpha proportional to the value."""
-    scaled = (np.clip(values, 0.0, 1.0) * 255).astype(np.uint8)
-    rgb = cv2.cvtColor(cv2.applyColorMap(scaled, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    return np.dstack([rgb, scaled])
 
 
 def png_data_url(image: np.ndarray) -> str:

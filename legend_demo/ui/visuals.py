@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from ..engines.base import LayerAttention
+from ..overlay import colorize
 
 METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), ("attn_iou", "Attn-IoU ↑ (inside Ω)"))
 
@@ -59,23 +60,6 @@ def film_view(image01: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     return labelled(for_display(gray_rgb(shrink(image01))), lines)
 
 
-def colormap(values01: np.ndarray, cmap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """(H, W) [0, 1] → (H, W, 3) uint8 RGB."""
-    scaled = (np.clip(values01, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(scaled, cmap), cv2.COLOR_BGR2RGB)
-
-
-def heatmap_over(image01: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, peak: float | None = None) -> np.ndarray:
-    """A token-grid heatmap (h, w) on the scale [0, peak] (default: its own max) blended over the (S, S) image:
-    (S, S, 3) uint8."""
-    height, width = image01.shape
-    peak = float(heatmap.max()) if peak is None else float(peak)
-    norm = np.clip(heatmap / peak, 0.0, 1.0) if peak > 0 else np.zeros_like(heatmap)
-    up = cv2.resize(norm.astype(np.float32), (width, height), interpolation=cv2.INTER_NEAREST)  # (S, S)
-    blend = (1 - alpha) * gray_rgb(image01).astype(np.float32) + alpha * colormap(up).astype(np.float32)
-    return blend.round().astype(np.uint8)
-
-
 def difference_map(before01: np.ndarray, after01: np.ndarray, span: float | None = None) -> np.ndarray:
     """after − before on a symmetric blue (darker) / red (brighter) scale ±span (default: its own max): RGB uint8."""
     diff = after01.astype(np.float32) - before01.astype(np.float32)
@@ -100,7 +84,7 @@ def std_map(samples: Sequence[np.ndarray], peak: float | None = None) -> np.ndar
     """Per-pixel standard deviation across samples on [0, peak] (default: its max; where the model is unsure): RGB."""
     std = np.std(np.stack(samples), axis=0)  # (S, S)
     peak = float(std.max()) if peak is None else peak
-    return colormap(std / peak if peak > 0 else std, cv2.COLORMAP_INFERNO)
+    return colorize(std / peak if peak > 0 else std, "inferno")
 
 
 def attention_peak(*groups: Sequence[LayerAttention]) -> float:
@@ -118,7 +102,7 @@ def colorbar(width: int, lo: float, hi: float, unit: str, kind: str = "diverging
     if kind == "diverging":
         bar = diverging(2 * ramp - 1)
     else:
-        bar = colormap(ramp, cv2.COLORMAP_INFERNO if kind == "inferno" else cv2.COLORMAP_JET)
+        bar = colorize(ramp, "inferno" if kind == "inferno" else "jet")
     font = ImageFont.load_default(size=max(10, min(18, width // 28)))
     ascent, descent = font.getmetrics()
     line = ascent + descent + 1
