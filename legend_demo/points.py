@@ -1,6 +1,7 @@
 """Lesion points: where the progression text says the change happens, in image pixels."""
 from __future__ import annotations
 
+import json
 import math
 import numbers
 from dataclasses import asdict, dataclass
@@ -94,3 +95,22 @@ def check_inside(points: Iterable[LesionPoint], image_size: tuple[int, int]) -> 
     for p in points:
         if not (0 <= p.x < width and 0 <= p.y < height):
             raise ValueError(f"lesion point ({p.x}, {p.y}) lies outside the {width}x{height} image")
+
+
+def points_json(value: Any, what: str = "points") -> list | None:
+    """Lesion points given as a list, {"points": [...]} or their JSON text; None or blank text → None (ground them).
+
+    The one parser for the API's `points` and the CLI's `--points`; ValueError naming `what` when it is not that.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{what} are not valid JSON ({exc.msg} at position {exc.pos})") from None
+    if isinstance(value, dict):
+        value = value.get("points")
+    if not isinstance(value, list):
+        raise ValueError(f'{what} must be a list like [{{"x": 120, "y": 300, "confidence": 5}}] or {{"points": [...]}}')
+    return value

@@ -132,7 +132,7 @@ def test_config_flags_win_over_environment(tmp_path, monkeypatch):
 
 
 def test_api_points_accept_list_dict_or_json_text():
-    from legend_demo.ui.api import parse_points
+    from legend_demo.points import points_json as parse_points
 
     assert parse_points(None) is None and parse_points("  ") is None
     assert parse_points('[{"x": 1, "y": 2}]') == [{"x": 1, "y": 2}]

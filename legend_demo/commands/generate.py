@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..layer_spec import parse_layers
-from ..points import as_points
+from ..points import as_points, points_json
 
 
 def register(subparsers) -> None:
@@ -39,17 +39,9 @@ def register(subparsers) -> None:
 
 
 def _read_points(spec: str):
+    """--points: a JSON file or JSON text (points.points_json)."""
     path = Path(spec)
-    raw = path.read_text() if path.is_file() else spec
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"--points is neither a JSON file nor JSON text ({exc.msg} at position {exc.pos})") from None
-    if isinstance(data, dict):
-        data = data.get("points", data)
-    if not isinstance(data, list):
-        raise ValueError("--points must be a JSON list of {x, y, confidence} objects (or {\"points\": [...]})")
-    return as_points(data)
+    return as_points(points_json(path.read_text() if path.is_file() else spec, "--points") or [])
 
 
 def _check_out(out: Path) -> None:

@@ -36,13 +36,5 @@ def write_outputs(result: GenerationResult, prior, out: Path, *, dicom: bool = F
     report = result.report()
     report["files"] = sorted(p.name for p in out.iterdir())
     report["warnings"] = list(warnings or [])
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable))
+    (out / "report.json").write_text(json.dumps(report, indent=2))
     return out
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -38,6 +38,8 @@ from ..strength import S_MAX, StrengthMLP
 from .base import Engine, GenerationCancelled, GenerationRequest, GenerationResult, ProgressFn
 from .dual_path import package_versions, utc_now
 
+LABEL = "LeGend AR (Emu3 + LoRA + GBCA)"  # shown in the engine list (registry) and on every result
+
 QUANTIZATIONS = ("nf4", "int8", None)
 FREE_VRAM_NEEDED_GB = {"nf4": 9.0, "int8": 13.0, None: 22.0}  # Emu3-Gen 8B weights + KV cache of 2 rows at 256²
 THESIS_GBCA_LAYERS, THESIS_DEPTH = (14, 15, 16), 32  # thesis Table 4.2–4.4: L14–16 of 32 decoder layers
@@ -84,7 +86,7 @@ class LeGendAREngine(Engine):
     """Autoregressive LeGend on an Emu3 backbone (thesis ch. 4)."""
 
     name = "legend-ar"
-    label = "LeGend AR (Emu3 + LoRA + GBCA)"
+    label = LABEL
     max_bias_strength = S_MAX
     default_steps = 1  # not used: AR decoding has one step per token (kept for the Engine interface)
 

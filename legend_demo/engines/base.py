@@ -6,6 +6,7 @@ onto the prior at its own resolution inside the edit region W; in "model-view" m
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -131,9 +132,9 @@ class GenerationResult:
     film: Film | None = None  # set by Engine.generate — SYNTHETIC
 
     def report(self) -> dict[str, Any]:
-        """JSON-serialisable summary (the CLI's report.json and the UI's download)."""
+        """JSON-ready summary (the CLI's report.json, the API's and the UI's report): plain numbers and lists only."""
         params = self.provenance.get("parameters", {})
-        return {
+        return plain_json({
             "synthetic": True,
             "notice": "Synthetic image generated for research use; not for diagnosis.",
             "engine": self.engine,
@@ -146,7 +147,20 @@ class GenerationResult:
             "output": self.film.params if self.film is not None else None,
             "timings_s": self.timings_s,
             "provenance": self.provenance,
-        }
+        })
+
+
+def plain_json(data: Any) -> Any:
+    """`data` with numpy arrays/scalars as lists/numbers and anything else unknown as text (JSON-ready)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, np.generic):
+            return value.item()
+        return str(value)
+
+    return json.loads(json.dumps(data, default=plain))
 
 
 class Engine(ABC):

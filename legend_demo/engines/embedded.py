@@ -12,12 +12,14 @@ from ..checkpoints import REPO_ROOT, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from .dual_path import DualPathEngine
 
+LABEL = "Embedded small LeGend-Diffusion (CPU, synthetic data only)"  # shown in the engine list (registry) and on every result
+
 ENV = "LEGEND_EMBEDDED_PATH"
 
 
 class EmbeddedEngine(DualPathEngine):
     name = "embedded"
-    label = "Embedded small LeGend-Diffusion (CPU, synthetic data only)"
+    label = LABEL
 
 
 def model_folder() -> Path:

@@ -14,6 +14,8 @@ from ..errors import EngineUnavailableError
 from ..strength import StrengthMLP
 from .codecs import FluxLatentCodec
 from .dual_path import DualPathEditor, DualPathEngine
+
+LABEL = "LeGend-Diffusion (FLUX.1-dev + GBCA)"  # shown in the engine list (registry) and on every result
 QUANTIZATIONS = ("nf4", "int8", None)
 FREE_VRAM_NEEDED_GB = {"nf4": 14.0, "int8": 22.0, None: 36.0}  # transformer + T5 + CLIP + VAE + activations at 256²
 
@@ -49,7 +51,7 @@ class LeGendDiffusionEngine(DualPathEngine):
     """Dual-path GBCA editing on a FLUX-family pipeline (thesis ch. 5)."""
 
     name = "legend-diffusion"
-    label = "LeGend-Diffusion (FLUX.1-dev + GBCA)"
+    label = LABEL
 
     def __init__(
         self,

@@ -22,15 +22,14 @@ class EngineInfo:
 @dataclass(frozen=True)
 class _Spec:
     name: str
-    label: str
-    module: str  # module with `availability() -> (bool, str)` and `load(**options) -> Engine`
+    module: str  # module with LABEL, `availability() -> (bool, str)` and `load(**options) -> Engine`
 
 
 _SPECS = (
-    _Spec("legend-diffusion", "LeGend-Diffusion (FLUX.1-dev + GBCA)", "legend_demo.engines.flux"),
-    _Spec("legend-ar", "LeGend AR (Emu3 + LoRA + GBCA)", "legend_demo.engines.ar"),
-    _Spec("embedded", "Embedded small LeGend-Diffusion (CPU, synthetic data only)", "legend_demo.engines.embedded"),
-    _Spec("tiny-random", "Tiny random FLUX (tests only: untrained, output is noise)", "legend_demo.engines.tiny"),
+    _Spec("legend-diffusion", "legend_demo.engines.flux"),
+    _Spec("legend-ar", "legend_demo.engines.ar"),
+    _Spec("embedded", "legend_demo.engines.embedded"),
+    _Spec("tiny-random", "legend_demo.engines.tiny"),
 )
 
 TEST_ENGINE_ENV = "LEGEND_ENABLE_TEST_ENGINE"  # "1" makes the test-only engines exist (CLI, API, UI alike)
@@ -70,9 +69,9 @@ def engine_info(name: str) -> EngineInfo:
     spec = _spec(name)
     module = _module(spec)
     if module is None:
-        return EngineInfo(spec.name, spec.label, False, "not built into this version")
+        return EngineInfo(spec.name, spec.name, False, "not built into this version")
     ok, reason = module.availability()
-    return EngineInfo(spec.name, spec.label, ok, reason)
+    return EngineInfo(spec.name, module.LABEL, ok, reason)
 
 
 def available_engines() -> list[EngineInfo]:

@@ -7,10 +7,12 @@ from __future__ import annotations
 from ..tiny import TINY_SIDE, tiny_flux_pipeline
 from .flux import LeGendDiffusionEngine
 
+LABEL = "Tiny random FLUX (tests only: untrained, output is noise)"  # shown in the engine list (registry) and on every result
+
 
 class TinyRandomEngine(LeGendDiffusionEngine):
     name = "tiny-random"
-    label = "Tiny random FLUX (tests only: untrained, output is noise)"
+    label = LABEL
 
 
 def availability() -> tuple[bool, str]:

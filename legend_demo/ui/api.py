@@ -1,7 +1,6 @@
 """The public API endpoints `/ground` and `/generate` (gradio_client: `Client(url).predict(..., api_name=...)`)."""
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import gradio as gr
@@ -10,29 +9,13 @@ from ..grounding import check_frontal_chest, check_request, check_text, ground
 from ..composite import OUTPUT_MODES
 from ..edit_region import EditRegion
 from ..engines.base import SIGMA_RATIO_RANGE
-from ..points import as_points, check_inside, real_number, whole_number
+from ..points import as_points, points_json, check_inside, real_number, whole_number
 from .config import AppConfig
 from .downloads import write_downloads
 from .errors import friendly
 from .generation import MAX_SAMPLES, GenerateParams, run_generation
 from ..layer_spec import parse_layers
 from .uploads import load_upload
-
-
-def parse_points(points: Any) -> list | None:
-    """None/"" → None (ground automatically); a list, {"points": [...]} or their JSON text → the list."""
-    if points is None or (isinstance(points, str) and not points.strip()):
-        return None
-    if isinstance(points, str):
-        try:
-            points = json.loads(points)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"points are not valid JSON: {exc}") from None
-    if isinstance(points, dict):
-        points = points.get("points")
-    if not isinstance(points, list):
-        raise ValueError('points must be a list like [{"x": 120, "y": 300, "confidence": 5}] or {"points": [...]}')
-    return points
 
 
 def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, num_samples: Any,
@@ -89,7 +72,7 @@ def make_api(config: AppConfig):
         check_text(text or "")  # the one text limit, before the upload is read or anything is grounded
         loaded = load_upload(image, config)
         check_frontal_chest(loaded)  # a lateral view is refused (LateralViewError) before grounding or generating
-        raw = parse_points(points)
+        raw = points_json(points)
         if raw is None:
             found = as_points(ground(loaded, text or "", "rules").points)
             note = {"count": len(found), "by": "grounder: rules", "found_for": " ".join((text or "").split())}

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from ..edit_region import SCALE_RANGE
+from ..strength import S_MAX
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..engines.registry import available_engines, load_engine
 from .api import add_api_endpoints
@@ -21,7 +22,6 @@ from .point_editor import PointEditor
 from .result_store import purge_session
 from .viewer import FilmViewer
 
-MAX_BIAS_STRENGTH = 10.0  # Engine.max_bias_strength default; the engine re-checks its own bound
 STEPLESS_ENGINES = ("legend-ar",)  # autoregressive decoding: one step per token, the steps setting is not used
 HEADER = (
     "<div id='page-header'><h1>LeGend demo <span>— synthetic longitudinal chest X-ray follow-ups with GBCA</span></h1>"
@@ -255,7 +255,7 @@ def _settings(config: AppConfig) -> list[gr.components.Component]:
             source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
     with gr.Row():
         trained = gr.Checkbox(value=True, label="Use the trained bias strength s(τ)", elem_id="trained")
-        bias = gr.Slider(0.0, MAX_BIAS_STRENGTH, value=1.0, step=0.1, label="Fixed bias strength", interactive=False,
+        bias = gr.Slider(0.0, S_MAX, value=1.0, step=0.1, label="Fixed bias strength", interactive=False,
                          info="used only when 'Use the trained bias strength' is unticked; 0 = GBCA off", elem_id="bias")
         steps = gr.Slider(0, 100, value=0, step=1, label="Steps (0 = the engine's default)", elem_id="steps")
         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from .. import __version__
+from ..engines.base import plain_json
 from ..export import save_film_dicom, save_film_png, save_synthetic_png
 from ..image_io import LoadedImage
 from .generation import GenerationBundle, GenerateParams
@@ -28,7 +28,7 @@ def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str,
     report["samples"] = [{"seed": seed, "layers": [a.metrics() for a in r.layers]} for seed, r in zip(bundle.seeds, bundle.samples)]
     if bundle.off is not None:
         report["gbca_off"] = {"seed": bundle.seeds[0], "bias_strength": 0.0, "layers": [a.metrics() for a in bundle.off.layers]}
-    return json.loads(json.dumps(report, default=_plain))
+    return plain_json(report)
 
 
 def write_downloads(bundle: GenerationBundle, params: GenerateParams, prior: LoadedImage,
@@ -61,12 +61,3 @@ def write_downloads(bundle: GenerationBundle, params: GenerateParams, prior: Loa
 def _bias_text(value: float | None) -> str:
     return "trained s(τ)" if value is None else f"{value:g}"
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
