@@ -116,10 +116,7 @@ def run_generation(
     """Run every request of `params` on the chosen engine; raises GenerationCancelled when `cancel` is set."""
     params.check()
     engine = load_engine(params.engine)
-    requests = build_requests(image, params)
-    for request in requests:
-        request.validate(engine.max_bias_strength)
-        _check_layers(engine, request.capture_layers)
+    requests = build_requests(image, params)  # validated by Engine.generate (the first one fails before any work)
     results = [_run_one(engine, req, k, len(requests), report, cancel) for k, req in enumerate(requests)]
     off = results.pop() if params.compare_off else None
     return GenerationBundle(samples=results, off=off, seeds=[r.seed for r in requests[: params.num_samples]])
@@ -139,9 +136,3 @@ def _run_one(engine: Engine, request: GenerationRequest, index: int, count: int,
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("cancelled by the user")
     return engine.generate(request, progress=progress, cancel=cancel)
-
-
-def _check_layers(engine: Engine, layers: tuple[int, ...] | None) -> None:
-    bad = [layer for layer in layers or () if not (0 <= layer < engine.num_layers)]
-    if bad:
-        raise ValueError(f"layers {bad} do not exist; {engine.name} has layers 0–{engine.num_layers - 1}")
