@@ -32,10 +32,11 @@ from ..ar.sampling import SamplingOptions, sample_follow_up
 from ..ar.sequence import build_prefix, make_batch
 from ..checkpoints import LAYOUT, checkpoint_path, fingerprint, public_name
 from ..edit_region import token_weights
-from ..errors import EngineUnavailableError, GenerationError
+from ..errors import EngineUnavailableError
 from ..prior import gaussian_prior
 from ..strength import S_MAX, StrengthMLP
 from .base import Engine, GenerationCancelled, GenerationRequest, GenerationResult, ProgressFn
+from .cuda import release, require_free_vram
 from .dual_path import package_versions, utc_now
 
 LABEL = "LeGend AR (Emu3 + LoRA + GBCA)"  # shown in the engine list (registry) and on every result
@@ -73,13 +74,7 @@ def bnb_config(kind: str | None):
 
 def check_free_vram(quantization: str | None) -> None:
     """Refuse to start loading when the GPU lacks the memory Emu3-Gen needs, with the numbers."""
-    free, total = torch.cuda.mem_get_info()
-    needed = FREE_VRAM_NEEDED_GB[quantization] * 2**30
-    if free < needed:
-        raise EngineUnavailableError(
-            f"the GPU has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB; LeGend AR ({quantization or 'bf16'}) "
-            f"needs about {needed / 2**30:.0f} GiB — close other GPU jobs or use nf4"
-        )
+    require_free_vram(FREE_VRAM_NEEDED_GB[quantization], f"LeGend AR ({quantization or 'bf16'})")
 
 
 class LeGendAREngine(Engine):
@@ -88,6 +83,7 @@ class LeGendAREngine(Engine):
     name = "legend-ar"
     label = LABEL
     max_bias_strength = S_MAX
+    oom_advice = "try nf4, guidance 1 or fewer capture layers"
     default_steps = 1  # not used: AR decoding has one step per token (kept for the Engine interface)
 
     def __init__(
@@ -103,21 +99,14 @@ class LeGendAREngine(Engine):
         load_options: dict[str, Any] | None = None,
     ):
         sampling.check()
+        super().__init__(checkpoint=checkpoint, fingerprints=fingerprints, load_options=load_options)
         self.backbone = backbone
         self.strength_mlp = strength
         self.model_side = model_side
         self.sampling = sampling
-        self._checkpoint = checkpoint
-        self.fingerprints = fingerprints or {}
-        self.load_options = load_options or {}
         backbone.codec.token_grid(model_side)  # ValueError now when the side does not tile
         layers = default_gbca_layers(self.num_layers) if gbca_layers is None else gbca_layers
         self._gbca_layers = tuple(sorted(check_layers("GBCA layers", layers, self.num_layers)))
-        self._lock = threading.Lock()  # one generation at a time per loaded model
-
-    @property
-    def checkpoint(self) -> str:
-        return self._checkpoint
 
     @property
     def num_layers(self) -> int:
@@ -135,16 +124,6 @@ class LeGendAREngine(Engine):
     # ------------------------------------------------------------------ generation
     def _generate(self, request: GenerationRequest, progress: ProgressFn | None,
                   cancel: threading.Event | None) -> GenerationResult:
-        with self._lock:
-            try:
-                return self._run(request, progress, cancel)
-            except torch.OutOfMemoryError as exc:
-                _release_cuda()
-                raise GenerationError(
-                    f"out of GPU memory ({exc.__class__.__name__}); memory released — try nf4, guidance 1 or fewer capture layers"
-                ) from None
-
-    def _run(self, request: GenerationRequest, progress: ProgressFn | None, cancel: threading.Event | None) -> GenerationResult:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         side, grid, codec = self.model_side, self.token_grid, self.backbone.codec
@@ -299,7 +278,7 @@ class LeGendAREngine(Engine):
                 raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements-gpu.txt")
         for name, extra in (("LoRA", lora), ("GBCA weights", gbca_weights)):
             if extra is not None and not Path(extra).exists():
-                raise EngineUnavailableError(f"{name} not found: {extra}")
+                raise EngineUnavailableError(f"{name} not found: {public_name(extra)}")
         if device.startswith("cuda"):
             check_free_vram(quantization)
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
@@ -312,7 +291,7 @@ class LeGendAREngine(Engine):
             if lora:
                 load_lora(model, lora)
         except torch.OutOfMemoryError:
-            _release_cuda()
+            release()
             raise EngineUnavailableError("out of GPU memory while loading Emu3-Gen; memory released — use nf4") from None
         except (OSError, ValueError, KeyError) as exc:  # missing folder, bad hub id, incomplete download, bad adapter
             what = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
@@ -388,11 +367,6 @@ def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
     if bias_strength is not None:
         return "fixed"
     return "learned s_l (MLP of layer depth)" if mlp is not None else "untrained s_l (init 0.01)"
-
-
-def _release_cuda() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def availability() -> tuple[bool, str]:

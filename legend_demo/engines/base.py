@@ -18,6 +18,7 @@ import numpy as np
 from ..grounding.limits import check_text
 from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, model_view_film
 from ..edit_region import EditRegion
+from ..errors import GenerationError
 from ..geometry import FrameMode, SquareFrame
 from ..grounding.orientation import check_frontal_chest
 from ..image_io import LoadedImage
@@ -171,11 +172,19 @@ class Engine(ABC):
     default_steps: int = 28
     model_side: int = 256
     max_bias_strength: float = 10.0
+    oom_advice: str = "try fewer capture layers"  # said after a CUDA out-of-memory error
+
+    def __init__(self, *, checkpoint: str, fingerprints: dict[str, Any] | None = None,
+                 load_options: dict[str, Any] | None = None):
+        self._checkpoint = checkpoint
+        self.fingerprints = fingerprints or {}  # name → {source (public name), sha256, scope}
+        self.load_options = load_options or {}
+        self._lock = threading.Lock()  # one generation at a time per loaded model
 
     @property
-    @abstractmethod
     def checkpoint(self) -> str:
-        """Human-readable description of the weights in use (path or hub id plus hash)."""
+        """Human-readable description of the weights in use (public name, never a server path)."""
+        return self._checkpoint
 
     @property
     @abstractmethod
@@ -202,7 +211,8 @@ class Engine(ABC):
         request.validate(self.max_bias_strength)
         warnings = check_frontal_chest(request.image)  # raises LateralViewError for a lateral film
         started = time.perf_counter()
-        result = self._generate(request, progress, cancel)
+        with self._lock:
+            result = self._generate_releasing_memory(request, progress, cancel)
         t0 = time.perf_counter()
         result.film = make_film(request, result)
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
@@ -210,6 +220,18 @@ class Engine(ABC):
         result.provenance.setdefault("parameters", {})["output"] = result.film.params
         result.provenance["warnings"] = warnings
         return result
+
+    def _generate_releasing_memory(self, request, progress, cancel) -> GenerationResult:
+        import torch
+
+        try:
+            return self._generate(request, progress, cancel)
+        except torch.OutOfMemoryError as exc:
+            from .cuda import release
+
+            release()
+            raise GenerationError(f"out of GPU memory ({exc.__class__.__name__}); memory released — "
+                                  f"{self.oom_advice}") from None
 
     @abstractmethod
     def _generate(

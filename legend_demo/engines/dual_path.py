@@ -234,18 +234,11 @@ class DualPathEngine(Engine):
         fingerprints: dict[str, Any] | None = None,
         load_options: dict[str, Any] | None = None,
     ):
+        super().__init__(checkpoint=checkpoint, fingerprints=fingerprints, load_options=load_options)
         self.editor = editor
-        self._checkpoint = checkpoint
         self.model_side = editor.model_side
         self.default_steps = default_steps
-        self.fingerprints = fingerprints or {}
-        self.load_options = load_options or {}
         self._vital = self._default_vital(vital_layers)
-        self._lock = threading.Lock()  # one generation at a time per loaded model
-
-    @property
-    def checkpoint(self) -> str:
-        return self._checkpoint
 
     @property
     def num_layers(self) -> int:
@@ -263,14 +256,7 @@ class DualPathEngine(Engine):
                   cancel: threading.Event | None) -> GenerationResult:
         steps = request.steps or self.default_steps
         vital = tuple(request.vital_layers) if request.vital_layers is not None else self._vital
-        with self._lock:
-            try:
-                out = self.editor.run(request, vital, steps, progress, cancel)
-            except torch.OutOfMemoryError as exc:
-                _release_cuda()
-                raise GenerationError(
-                    f"out of GPU memory ({exc.__class__.__name__}); memory released — try fewer capture layers"
-                ) from None
+        out = self.editor.run(request, vital, steps, progress, cancel)
         return GenerationResult(
             followup=out.edit_view,
             source_reconstruction=out.source_view,
@@ -392,11 +378,6 @@ def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
     if bias_strength is not None:
         return "fixed"
     return "learned s(tau)" if mlp is not None else "untrained s(tau) (init 0.01)"
-
-
-def _release_cuda() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def package_versions() -> dict[str, str]:

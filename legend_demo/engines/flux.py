@@ -13,6 +13,7 @@ from ..checkpoints import checkpoint_path, fingerprint, public_name
 from ..errors import EngineUnavailableError
 from ..strength import StrengthMLP
 from .codecs import FluxLatentCodec
+from .cuda import require_free_vram
 from .dual_path import DualPathEditor, DualPathEngine
 
 LABEL = "LeGend-Diffusion (FLUX.1-dev + GBCA)"  # shown in the engine list (registry) and on every result
@@ -38,13 +39,7 @@ def quantization_config(kind: str | None, components: tuple[str, ...] = ("transf
 
 def check_free_vram(quantization: str | None) -> None:
     """Refuse to start loading when the GPU lacks the memory the backbone needs, with the numbers."""
-    free, total = torch.cuda.mem_get_info()
-    needed = FREE_VRAM_NEEDED_GB[quantization] * 2**30
-    if free < needed:
-        raise EngineUnavailableError(
-            f"the GPU has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB; LeGend-Diffusion "
-            f"({quantization or 'bf16'}) needs about {needed / 2**30:.0f} GiB — close other GPU jobs or use nf4"
-        )
+    require_free_vram(FREE_VRAM_NEEDED_GB[quantization], f"LeGend-Diffusion ({quantization or 'bf16'})")
 
 
 class LeGendDiffusionEngine(DualPathEngine):

@@ -11,7 +11,6 @@ height of the image that was analysed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -8,7 +8,6 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import numpy as np
 
 from ..composite import OutputMode
 from ..edit_region import EditRegion
