@@ -67,19 +67,31 @@ def composite_change(
     points: list[LesionPoint],
     sigma_ratio: float,
     region: EditRegion,
+    smoothing_px: float = 0.0,
 ) -> Film:
-    """Add (edit − source)·W to the prior film (a LoadedImage) inside W; the prior elsewhere, bit for bit."""
+    """Add (edit − source)·W to the prior film (a LoadedImage) inside W; the prior elsewhere, bit for bit.
+
+    smoothing_px > 0 low-passes the change at the model view first (a Gaussian of that σ in model pixels), for
+    engines whose per-token output leaves block edges in the change (Engine.change_smoothing_px).
+    """
     if source_view.shape != edit_view.shape:
         raise ValueError(f"source row {source_view.shape} and edit row {edit_view.shape} differ in shape")
+    if not (smoothing_px >= 0 and np.isfinite(smoothing_px)):
+        raise ValueError(f"smoothing_px={smoothing_px} must be a finite number ≥ 0")
     display = np.array(prior.array, dtype=np.float32, copy=True)  # (H, W)
     stored = None if prior.stored is None else prior.stored.copy()
     params = {"mode": "composite", "sigma_ratio": sigma_ratio, "sigma_film_px": round(film_sigma_px(frame, sigma_ratio), 2),
-              **region.to_dict()}
+              **region.to_dict(), "change_smoothing_model_px": smoothing_px}
     box = region_box(points, prior.size, film_sigma_px(frame, sigma_ratio), region.scale)
     if box is None:
         return Film(display, stored, "composite", params={**params, "note": "no lesion points: the follow-up is the prior"})
     weights = region_weights(points, box, film_sigma_px(frame, sigma_ratio), region.scale)  # (h_b, w_b)
-    change = frame.sample_model_view(edit_view - source_view, box) * weights  # (h_b, w_b) display units
+    delta = np.asarray(edit_view, dtype=np.float32) - np.asarray(source_view, dtype=np.float32)  # (side, side)
+    if smoothing_px > 0:
+        import cv2
+
+        delta = cv2.GaussianBlur(delta, (0, 0), smoothing_px, borderType=cv2.BORDER_REPLICATE)
+    change = frame.sample_model_view(delta, box) * weights  # (h_b, w_b) display units
     x0, y0, x1, y1 = box
     before = display[y0:y1, x0:x1]  # a view: written in place below
     after = np.clip(before + change, 0.0, 1.0)

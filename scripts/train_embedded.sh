@@ -1,25 +1,36 @@
 #!/usr/bin/env bash
-# Reproduce the shipped embedded model (assets/embedded) on a 2-core CPU, about 50 minutes in all:
-#   synth data (2,000 pairs) → stage 1 (36 min budget) → vitality (N=8, 10 steps, top-3) → stage 2 (150 × 8 pairs).
-# Usage: bash scripts/train_embedded.sh [DATA_DIR] [RUNS_DIR]; then copy RUNS_DIR/stage2 to assets/embedded.
-# On a GPU: raise --steps/--batch, drop --time-budget, and add --device cuda (see README "Training").
+# Reproduce the shipped embedded model (assets/embedded) on a 2-core CPU, as it was trained (see its MODEL_CARD.md):
+#   synth data (6,000 pairs) → the first embedded release (stage 1, kept in git history) made reference-conditioned →
+#   pairs, bias at the vital layers (1,000 steps) → pairs, bias at every layer (3,000 steps) → stage 2 (s(τ) + the
+#   vital layers' projections).
+# Usage: bash scripts/train_embedded.sh [DATA_DIR] [RUNS_DIR] [INIT_DIR]; then copy RUNS_DIR/stage2/model to assets/embedded.
+# INIT_DIR defaults to the first release's weights, checked out from git (commit b1b9c47).
+# Every stage checkpoints as it goes (pairs: RUNS/pairs*/resume.pt): rerunning a stage resumes it.
+# One difference from the shipped run: its first pairs stage was scheduled for 5,000 steps and stopped after the
+# step-1,000 checkpoint (the bias at the vital layers alone was not being used); here it is a 1,000-step schedule.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA=${1:-data/synth}
+DATA=${1:-data/synth6k}
 RUNS=${2:-data/runs}
+INIT=${3:-$RUNS/release1}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_VERBOSITY=error
 stamp() { echo "=== $(date '+%F %T') $*"; }
 
-[ -f "$DATA/manifest.json" ] || { stamp "synth"; python -m legend_demo synth --n 2000 --out "$DATA" --seed 0 --workers 2; }
-stamp "stage1"
-python -m legend_demo train stage1 --data "$DATA" --out "$RUNS/stage1" --model embedded \
-  --steps 1500 --batch 16 --lr 3e-4 --warmup 100 --ema 0.999 --checkpoint-every 100 \
-  --time-budget 36 --threads 2 --seed 0
-stamp "vitality"
-python -m legend_demo train vitality --data "$DATA" --out "$RUNS/vitality" --init "$RUNS/stage1" \
-  --samples 8 --sample-steps 10 --top-k 3 --threads 2 --seed 0
-stamp "stage2"
-python -m legend_demo train stage2 --data "$DATA" --out "$RUNS/stage2" --init "$RUNS/vitality" \
-  --steps 150 --batch 8 --lr 1e-2 --lesion-weight 3 --checkpoint-every 25 \
-  --time-budget 6 --threads 2 --seed 0
+[ -f "$DATA/manifest.json" ] || { stamp "synth"; python -m legend_demo synth --n 6000 --out "$DATA" --seed 0 --workers 2; }
+if [ ! -f "$INIT/config.json" ]; then
+  stamp "first release from git (b1b9c47)"
+  mkdir -p "$INIT/transformer"
+  for f in config.json transformer/config.json transformer/diffusion_pytorch_model.safetensors; do
+    git show "b1b9c47:assets/embedded/$f" > "$INIT/$f"
+  done
+fi
+stamp "pairs: bias at the vital layers"
+python -m legend_demo train pairs --data "$DATA" --out "$RUNS/pairs" --init "$INIT" \
+  --steps 1000 --batch 8 --lr 3e-4 --warmup 200 --threads 2 --checkpoint-every 250 --seed 0
+stamp "pairs: bias at every layer"
+python -m legend_demo train pairs --data "$DATA" --out "$RUNS/pairs2" --init "$RUNS/pairs/model" \
+  --bias-layers 0,1,2,3,4,5,6,7,8 --steps 3000 --batch 8 --lr 3e-4 --warmup 100 --threads 2 --checkpoint-every 250 --seed 0
+stamp "stage 2: s(tau) and the vital layers' projections"
+python -m legend_demo train stage2 --data "$DATA" --out "$RUNS/stage2" --init "$RUNS/pairs2/model" \
+  --steps 600 --batch 8 --checkpoint-every 100 --threads 2 --seed 1
 stamp "done"

@@ -193,3 +193,26 @@ def test_sigma_in_film_pixels_matches_the_token_grid_prior():
     prior = load_image(png16(400, 300))
     _, frame = prior.framed(128)
     assert film_sigma_px(frame, 0.1) == pytest.approx(0.1 * 400)  # ratio · square
+
+
+def test_smoothing_the_change_removes_token_blocks_and_keeps_the_prior_outside():
+    from legend_demo.evaluation.case_metrics import tiling_ratio
+
+    prior = load_image(png16(256, 256))
+    view, frame = prior.framed(128)
+    blocks = np.kron(np.random.default_rng(0).random((16, 16)) * 0.1, np.ones((8, 8))).astype(np.float32)
+    edit = np.clip(view + blocks, 0, 1)
+    point = [LesionPoint(128.0, 128.0)]
+    raw = composite_change(prior, view, edit, frame, point, 0.3, EditRegion(scale=2.0))
+    smooth = composite_change(prior, view, edit, frame, point, 0.3, EditRegion(scale=2.0), smoothing_px=4.0)
+    inside = raw.region_mask() == 1
+    rows = np.flatnonzero(inside.any(axis=1))
+    cols = np.flatnonzero(inside.any(axis=0))
+    crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    raw_change, smooth_change = (f.display - prior.array for f in (raw, smooth))
+    assert tiling_ratio(raw_change[crop], 16) > 2 * tiling_ratio(smooth_change[crop], 16)  # 8 model px = 16 film px
+    outside = smooth.region_mask() == 0
+    assert np.array_equal(smooth.stored[outside], prior.stored[outside])
+    assert smooth.params["change_smoothing_model_px"] == 4.0
+    with pytest.raises(ValueError, match="smoothing_px"):
+        composite_change(prior, view, edit, frame, point, 0.3, EditRegion(), smoothing_px=-1)

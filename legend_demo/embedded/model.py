@@ -50,6 +50,7 @@ class EmbeddedConfig:
     reference_channels: bool = False  # input = [noisy tokens; prior tokens]; starts from seeded noise
     refine_channels: int = 0  # width of the convolutional refinement head; 0 = none
     edit_guidance: float = 1.0  # w of the edit row's guidance away from the source row; 1 = off
+    change_smoothing_px: float = 0.0  # σ (model px) of the low-pass on the change before compositing; 0 = none
     extra: dict = field(default_factory=dict)
 
     @property

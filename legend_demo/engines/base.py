@@ -173,6 +173,7 @@ class Engine(ABC):
     model_side: int = 256
     max_bias_strength: float = 10.0
     oom_advice: str = "try fewer capture layers"  # said after a CUDA out-of-memory error
+    change_smoothing_px: float = 0.0  # σ (model pixels) of the low-pass applied to the change before compositing
 
     def __init__(self, *, checkpoint: str, fingerprints: dict[str, Any] | None = None,
                  load_options: dict[str, Any] | None = None):
@@ -214,7 +215,7 @@ class Engine(ABC):
         with self._lock:
             result = self._generate_releasing_memory(request, progress, cancel)
         t0 = time.perf_counter()
-        result.film = make_film(request, result)
+        result.film = make_film(request, result, self.change_smoothing_px)
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
         result.timings_s["total"] = round(time.perf_counter() - started, 4)
         result.provenance.setdefault("parameters", {})["output"] = result.film.params
@@ -240,9 +241,9 @@ class Engine(ABC):
         """The engine's own work on a validated request: the model-view rows, maps, timings and provenance."""
 
 
-def make_film(request: GenerationRequest, result: GenerationResult) -> Film:
+def make_film(request: GenerationRequest, result: GenerationResult, smoothing_px: float = 0.0) -> Film:
     """The composite (default) or the upsampled model view on the prior film's own grid."""
     if request.output_mode == "model-view":
         return model_view_film(request.image, result.followup, result.frame)
     return composite_change(request.image, result.source_reconstruction, result.followup, result.frame,
-                            list(request.points), request.sigma_ratio, request.edit_region)
+                            list(request.points), request.sigma_ratio, request.edit_region, smoothing_px)

@@ -51,7 +51,7 @@ def load(**options) -> EmbeddedEngine:
         "gbca_strength": fingerprint(str(gbca)).to_dict() if gbca.is_file() else None,
         "text_encoder": fingerprint(text_encoder.source).to_dict(),
     }
-    return EmbeddedEngine(
+    engine = EmbeddedEngine(
         editor,
         checkpoint=f"embedded ({public_name(str(folder))})",
         vital_layers=tuple(config.vital_layers) or None,
@@ -59,3 +59,5 @@ def load(**options) -> EmbeddedEngine:
         fingerprints=prints,
         load_options={"source": public_name(str(folder)), "device": "cpu", "dtype": "float32", "quantization": None},
     )
+    engine.change_smoothing_px = config.change_smoothing_px  # the model's token blocks, low-passed before compositing
+    return engine
