@@ -213,7 +213,7 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert {r["config"] for r in model_rows} == {"full", "gbca_off", "no_inject", "mirrored", "opposite"}
     assert len(model_rows) == 9 + 2 * 2  # the probes run only for the two cases with a change
     for row in model_rows:
-        for key in ("recon_psnr", "psnr_out", "ssim_out", "lesion_change", "tiling", "attn_iou", "cbi", "ear"):
+        for key in ("recon_psnr", "psnr_out", "ssim_out", "lesion_change", "tiling", "change_tiling", "attn_iou", "cbi", "ear"):
             assert isinstance(row[key], float), (key, row)
         assert (row["lesion_fidelity"] is None) == (row["sign"] == 0) == (row["row_fidelity"] is None)
     data_rows = {r["case"]: r for r in report["rows"] if r["config"] == "data"}
@@ -223,7 +223,7 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert report["aggregates"]["full"]["lesion_fidelity"]["n"] == 2
     assert report["aggregates"]["full"]["unchanged_change"]["n"] == 1
     assert [c["metric"] for c in report["checks"]] == ["attn_iou", "lesion_fidelity", "psnr_out", "lesion_fidelity",
-                                                       "lesion_fidelity", "lesion_fidelity", "psnr_out", "tiling"]
+                                                       "lesion_fidelity", "lesion_fidelity", "psnr_out", "change_tiling"]
 
 
 def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():

@@ -8,7 +8,9 @@ On the follow-up the user gets (the film, at the reference's own resolution):
 On the engine's model view (no compositing, so inversion or reconstruction error cannot leak in):
 - recon_psnr: PSNR(source row, the prior's model view) — how well the source row rebuilds the input.
 - row_fidelity: mean(edit row − source row) inside the framed mask × expected sign.
-- tiling: block-edge / interior gradient ratio of the edit row at the token period (1 = no token blocks).
+- tiling: block-edge / interior gradient ratio of the edit row at the token period (1 = no token blocks);
+  change_tiling: the same for the change that is composited (edit − source, after the engine's low-pass), the
+  real follow-up's change (follow-up − reference at the model view) being the reference.
 - attn_iou / cbi / ear: means over the captured (vital) layers; attn_iou ignores layers that have none.
 """
 from __future__ import annotations
@@ -97,6 +99,15 @@ def tiling_ratio(image: np.ndarray, period: int) -> float:
     return float(borders.mean() / max(inside.mean(), 1e-12))
 
 
+def composited_change(result: GenerationResult) -> np.ndarray:
+    """edit − source at the model view, low-passed as the composite does (film params); (side, side)."""
+    import cv2
+
+    delta = (result.followup - result.source_reconstruction).astype(np.float32)
+    sigma = (result.film.params if result.film is not None else {}).get("change_smoothing_model_px") or 0.0
+    return cv2.GaussianBlur(delta, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) if sigma > 0 else delta
+
+
 def token_period(result: GenerationResult, grid: tuple[int, int]) -> int:
     return result.frame.side // grid[0]
 
@@ -106,9 +117,11 @@ def result_metrics(result: GenerationResult, reference: np.ndarray, mask: np.nda
     """Every per-case metric of one engine result (see the module docstring)."""
     lesion = framed_mask(result.frame, mask)
     row_change = float((result.followup - result.source_reconstruction)[lesion].mean()) if lesion.any() else None
+    period = token_period(result, grid)
     row = {"recon_psnr": finite_or_none(psnr(result.source_reconstruction, result.prior_image)),
            "row_fidelity": None if row_change is None or sign == 0 else sign * row_change,
-           "tiling": tiling_ratio(result.followup, token_period(result, grid))}
+           "tiling": tiling_ratio(result.followup, period),
+           "change_tiling": tiling_ratio(composited_change(result), period)}
     row.update(film_quality(result.film.display, reference, mask, sign))
     row.update({key: _layer_mean(result, key) for key in ("attn_iou", "cbi", "ear")})
     return row

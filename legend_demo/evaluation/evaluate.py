@@ -85,7 +85,9 @@ def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
     real = film_quality(case.follow_up, case.reference, case.mask, case.sign)
     period = frame.side // engine.token_grid[0]
     blank = {"recon_psnr": None, "row_fidelity": None, "attn_iou": None, "cbi": None, "ear": None}
-    rows.append(_row(case, DATA_ROW, {**blank, **real, "tiling": tiling_ratio(frame.apply(case.follow_up), period)}, None))
+    tiling = {"tiling": tiling_ratio(frame.apply(case.follow_up), period),
+              "change_tiling": tiling_ratio(frame.apply(case.follow_up) - frame.apply(case.reference), period)}
+    rows.append(_row(case, DATA_ROW, {**blank, **real, **tiling}, None))
     return rows
 
 
