@@ -76,21 +76,16 @@ def composite_change(
     """
     if source_view.shape != edit_view.shape:
         raise ValueError(f"source row {source_view.shape} and edit row {edit_view.shape} differ in shape")
-    if not (smoothing_px >= 0 and np.isfinite(smoothing_px)):
-        raise ValueError(f"smoothing_px={smoothing_px} must be a finite number ≥ 0")
+    delta = model_view_change(source_view, edit_view, smoothing_px)  # (side, side)
     display = np.array(prior.array, dtype=np.float32, copy=True)  # (H, W)
     stored = None if prior.stored is None else prior.stored.copy()
-    params = {"mode": "composite", "sigma_ratio": sigma_ratio, "sigma_film_px": round(film_sigma_px(frame, sigma_ratio), 2),
+    sigma_px = film_sigma_px(frame, sigma_ratio)
+    params = {"mode": "composite", "sigma_ratio": sigma_ratio, "sigma_film_px": round(sigma_px, 2),
               **region.to_dict(), "change_smoothing_model_px": smoothing_px}
-    box = region_box(points, prior.size, film_sigma_px(frame, sigma_ratio), region.scale)
+    box = region_box(points, prior.size, sigma_px, region.scale)
     if box is None:
         return Film(display, stored, "composite", params={**params, "note": "no lesion points: the follow-up is the prior"})
-    weights = region_weights(points, box, film_sigma_px(frame, sigma_ratio), region.scale)  # (h_b, w_b)
-    delta = np.asarray(edit_view, dtype=np.float32) - np.asarray(source_view, dtype=np.float32)  # (side, side)
-    if smoothing_px > 0:
-        import cv2
-
-        delta = cv2.GaussianBlur(delta, (0, 0), smoothing_px, borderType=cv2.BORDER_REPLICATE)
+    weights = region_weights(points, box, sigma_px, region.scale)  # (h_b, w_b)
     change = frame.sample_model_view(delta, box) * weights  # (h_b, w_b) display units
     x0, y0, x1, y1 = box
     before = display[y0:y1, x0:x1]  # a view: written in place below
@@ -100,6 +95,18 @@ def composite_change(
     else:
         _write_stored(prior, stored[y0:y1, x0:x1], before, after)
     return Film(display, stored, "composite", box, weights, params)
+
+
+def model_view_change(source_view: np.ndarray, edit_view: np.ndarray, smoothing_px: float = 0.0) -> np.ndarray:
+    """edit − source at the model view, low-passed by a Gaussian of σ = smoothing_px model pixels when > 0."""
+    if not (smoothing_px >= 0 and np.isfinite(smoothing_px)):
+        raise ValueError(f"smoothing_px={smoothing_px} must be a finite number ≥ 0")
+    delta = np.asarray(edit_view, dtype=np.float32) - np.asarray(source_view, dtype=np.float32)  # (side, side)
+    if smoothing_px == 0:
+        return delta
+    import cv2
+
+    return cv2.GaussianBlur(delta, (0, 0), smoothing_px, borderType=cv2.BORDER_REPLICATE)
 
 
 def model_view_film(prior, edit_view: np.ndarray, frame: SquareFrame) -> Film:

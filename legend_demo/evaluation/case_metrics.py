@@ -20,6 +20,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from ..composite import model_view_change
 from ..engines.base import GenerationResult
 from ..geometry import SquareFrame
 from .image_metrics import psnr, ssim
@@ -100,12 +101,9 @@ def tiling_ratio(image: np.ndarray, period: int) -> float:
 
 
 def composited_change(result: GenerationResult) -> np.ndarray:
-    """edit − source at the model view, low-passed as the composite does (film params); (side, side)."""
-    import cv2
-
-    delta = (result.followup - result.source_reconstruction).astype(np.float32)
+    """edit − source at the model view, low-passed as the composite did (its film params); (side, side)."""
     sigma = (result.film.params if result.film is not None else {}).get("change_smoothing_model_px") or 0.0
-    return cv2.GaussianBlur(delta, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) if sigma > 0 else delta
+    return model_view_change(result.source_reconstruction, result.followup, sigma)
 
 
 def token_period(result: GenerationResult, grid: tuple[int, int]) -> int:
