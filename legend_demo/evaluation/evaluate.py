@@ -54,6 +54,12 @@ def configurations(full_strength: float | None = None) -> tuple[Configuration, .
     )
 
 
+def probes_of(full: Configuration) -> tuple[Configuration, Configuration]:
+    """The two probes run exactly as the full-method row (same s), changing only the points or the text."""
+    return (Configuration(MIRRORED.key, MIRRORED.label, full.bias_strength, full.inject),
+            Configuration(OPPOSITE.key, OPPOSITE.label, full.bias_strength, full.inject))
+
+
 def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int) -> GenerationRequest:
     text, points = case.progression_text, case.points
     if config.key == "mirrored":
@@ -75,7 +81,7 @@ def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
                   configs: tuple[Configuration, ...] = CONFIGURATIONS, probes: bool = True) -> list[dict]:
     """The configurations' rows, the probes' rows (cases with a change) and the real follow-up's row for one case."""
     rows, frame = [], None
-    runs = configs + ((MIRRORED, OPPOSITE) if probes and case.sign != 0 else ())
+    runs = configs + (probes_of(configs[0]) if probes and case.sign != 0 else ())
     for config in runs:
         start = time.perf_counter()
         result = engine.generate(_request(case, config, steps, seed))
@@ -104,7 +110,7 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
         rows.extend(evaluate_case(engine, case, steps, seed, configs_used))
         log(f"evaluate: {i}/{len(cases)} {case.case_id} ({case.change_type}, {case.direction}) "
             f"{time.perf_counter() - start:.1f} s")
-    shown = (*configs_used, MIRRORED, OPPOSITE, DATA_ROW)
+    shown = (*configs_used, *probes_of(configs_used[0]), DATA_ROW)
     configs = [c.key for c in shown]
     aggregates = aggregate(rows, configs)
     checks = gbca_checks(rows, "full", "gbca_off") + method_checks(rows, aggregates)

@@ -43,7 +43,7 @@ def case_figure(engine: Engine, cases: list[EvalCase], path: str | Path, steps: 
         _difference(row[5], case.follow_up - case.reference, case)
     for ax, title in zip(axes[0], COLUMNS):
         ax.set_title(title, fontsize=8)
-    fig.suptitle(f"{engine.name} ({engine.checkpoint}) — held-out SYNTHETIC cases; differences on ±{SPAN:g}; "
+    fig.suptitle(f"{engine.checkpoint} — held-out SYNTHETIC cases; differences on ±{SPAN:g}; "
                  "green outline: true lesion mask", fontsize=9)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

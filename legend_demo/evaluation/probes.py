@@ -1,7 +1,9 @@
 """Paired probes of one case (issue 10): does the change follow the points and the text's direction?
 
 - mirrored: the same request with every lesion point mirrored left–right (x → W − x); lesion fidelity is still
-  measured at the true mask, so a model that draws where the points are scores lower.
+  measured at the true mask, so a model that draws where the points are scores lower. The edit region W (and
+  keep-region blending) follows the points too, so this probes the whole product (points → bias, W → film);
+  the model's own share is the full − (s = 0) difference at the true points.
 - opposite: the same finding described in the opposite direction ("New X" ↔ "X has resolved"); fidelity is
   measured with the case's own expected sign, so a model that follows the text scores lower (negative).
 """
