@@ -238,6 +238,15 @@ def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():
         configurations(0.0)
 
 
+def test_probes_change_only_the_points_or_the_text_never_the_strength():
+    from legend_demo.evaluation.evaluate import configurations, probes_of
+
+    for full in (configurations(None)[0], configurations(2.0)[0]):
+        mirrored, opposite = probes_of(full)
+        assert (mirrored.key, opposite.key) == ("mirrored", "opposite")
+        assert {(p.bias_strength, p.inject) for p in (mirrored, opposite)} == {(full.bias_strength, full.inject)}
+
+
 def test_film_quality_measures_the_film_at_its_own_resolution():
     reference = _image().astype(np.float32)
     mask = np.zeros((SIDE, SIDE), bool)
