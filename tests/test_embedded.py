@@ -135,3 +135,34 @@ def test_reports_name_checkpoints_without_server_paths(tmp_path, monkeypatch):
     prints = result.provenance["checkpoint_fingerprints"]
     assert prints["transformer"]["source"] == "transformer" and prints["transformer"]["sha256"]
     assert result.provenance["load"]["source"] == "m" and engine.checkpoint == "embedded (m)"
+
+
+def test_location_free_text_keeps_the_finding_and_direction_and_drops_the_place():
+    from legend_demo.embedded.captions import LocationFreeText, without_location
+
+    assert without_location("New right lower lobe consolidation.") == "New consolidation."
+    assert without_location("The LEFT pleural effusion has decreased.") == "The pleural effusion has decreased."
+    assert without_location("Heart size has increased.") == "Heart size has increased."
+    assert without_location("Brightness unchanged") == "Brightness unchanged"  # "right" only as a whole word
+    seen = []
+    encoder = LocationFreeText(lambda prompts: seen.extend(prompts) or (None, None))
+    encoder(["Right apical pneumothorax, increased.", "Left base atelectasis"])
+    assert seen == ["pneumothorax, increased.", "atelectasis"]
+
+
+def test_a_location_free_model_encodes_texts_without_location_and_says_so(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    config = replace(SMALL, location_free_text=True)
+    save_model(tmp_path / "m", new_transformer(config), config)
+    monkeypatch.setenv("LEGEND_EMBEDDED_PATH", str(tmp_path / "m"))
+    from legend_demo.engines import embedded
+    from legend_demo.engines.base import GenerationRequest
+
+    engine = embedded.load()
+    image = np.random.default_rng(0).random((32, 32)).astype(np.float32)
+    request = dict(image=image, points=[{"x": 8, "y": 20}], steps=2, seed=0)
+    a = engine.generate(GenerationRequest(progression_text="new right lower lobe consolidation", **request))
+    b = engine.generate(GenerationRequest(progression_text="new left upper lobe consolidation", **request))
+    np.testing.assert_array_equal(a.followup, b.followup)  # only the points place the change
+    assert a.provenance["parameters"]["location_free_text"] is True

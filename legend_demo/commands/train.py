@@ -53,6 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--time-budget", type=float, default=None, help="stop after this many minutes (checkpoint kept)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (100; stage2 50)")
     p.add_argument("--lesion-weight", type=float, default=None, help="loss weight 1 + λ·mask (stage2 3, pairs 4)")
+    p.add_argument("--location-free-text", action="store_true",
+                   help="pairs: train (and run) on texts without side/lobe/zone words, so location comes from the points")
     p.add_argument("--refine-channels", type=int, default=24, help="pairs: width of the refinement head (default 24)")
     p.add_argument("--bias-layers", default=None,
                    help="pairs: layers with the Gaussian key bias, comma list (default: the vital layers)")
@@ -216,6 +218,8 @@ def _pairs(args: argparse.Namespace) -> dict:
         model, config = reference_conditioned(config, model, args.refine_channels, args.seed)
     if args.bias_layers:
         config = replace(config, bias_layers=parse_layers(args.bias_layers, "--bias-layers"))
+    if args.location_free_text:
+        config = replace(config, location_free_text=True)
     backbone = Backbone(editor=build_editor(model, backbone.editor.encode_text, config), kind="embedded", config=config)
     train, val = _data(args, backbone.side)
     return train_paired(backbone, train, args.out, vital, options, val)

@@ -51,6 +51,7 @@ class EmbeddedConfig:
     refine_channels: int = 0  # width of the convolutional refinement head; 0 = none
     edit_guidance: float = 1.0  # w of the edit row's guidance away from the source row; 1 = off
     change_smoothing_px: float = 0.0  # σ (model px) of the low-pass on the change before compositing; 0 = none
+    location_free_text: bool = False  # texts lose their side/lobe/zone words (captions.py): location from the points
     extra: dict = field(default_factory=dict)
 
     @property
@@ -212,6 +213,10 @@ def scheduler_config() -> dict:
 
 def build_editor(transformer, text_encoder: MiniLMTextEncoder, config: EmbeddedConfig,
                  strength: StrengthMLP | None = None) -> DualPathEditor:
+    from .captions import LocationFreeText
+
+    if config.location_free_text and not getattr(text_encoder, "location_free", False):
+        text_encoder = LocationFreeText(text_encoder)
     return DualPathEditor(
         transformer=transformer,
         codec=PixelCodec(config.space_to_depth),

@@ -307,6 +307,7 @@ class DualPathEngine(Engine):
                 "noise_mix": request.noise_mix if editor.start == "inversion" else None,
                 "reference_conditioned": editor.reference_conditioned,
                 "edit_guidance": editor.edit_guidance,
+                "location_free_text": bool(getattr(editor.encode_text, "location_free", False)),
                 "keep_region_blending": request.edit_region.keep_blend,
                 "guidance_scale": editor.guidance_scale,
                 "model_side": self.model_side,
