@@ -17,6 +17,9 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed shared by all configurations (default 0)")
     p.add_argument("--bias-strength", type=float, default=None,
                    help="diagnostic: a fixed s in the GBCA rows instead of the trained s(τ) (default: trained)")
+    p.add_argument("--no-keep-blend", action="store_true",
+                   help="diagnostic: no keep-region blending, so the edit row's change outside W is the model's own "
+                        "(see the edit − source fidelity of the mirrored probe)")
     p.add_argument("--out", default=None, help="write per-case rows and aggregates to this JSON file")
     p.add_argument("--figure", default=None,
                    help="also write a difference-map figure of the first --figure-cases cases with a change (PNG)")
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
         cases = [c for c in load_cases(args.data, args.split, args.n) if c.sign != 0][: args.figure_cases]
         print(f"wrote {case_figure(engine, cases, args.figure, args.steps, args.seed, args.bias_strength)}")
-    report = evaluate(engine, args.data, args.split, args.n, args.steps, args.seed, full_strength=args.bias_strength)
+    report = evaluate(engine, args.data, args.split, args.n, args.steps, args.seed, full_strength=args.bias_strength,
+                      keep_blend=not args.no_keep_blend)
     print(f"## Evaluation: {report['n_cases']} {args.split} cases, engine {report['engine']}, "
           f"{report['steps']} steps, seed {args.seed} (mean ± 95 % CI)\n")
     print(report["table"] + "\n")

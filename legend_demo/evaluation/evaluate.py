@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..edit_region import EditRegion
 from ..engines.base import Engine, GenerationRequest
 from .case_metrics import dilation_radius, film_quality, result_metrics, tiling_ratio
 from .cases import EvalCase, load_cases
@@ -60,7 +61,8 @@ def probes_of(full: Configuration) -> tuple[Configuration, Configuration]:
             Configuration(OPPOSITE.key, OPPOSITE.label, full.bias_strength, full.inject))
 
 
-def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int) -> GenerationRequest:
+def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int,
+             keep_blend: bool = True) -> GenerationRequest:
     text, points = case.progression_text, case.points
     if config.key == "mirrored":
         points = mirrored_points(points, case.reference.shape[1])
@@ -68,7 +70,7 @@ def _request(case: EvalCase, config: Configuration, steps: int | None, seed: int
         text = opposite_text(case.change or {"type": case.change_type, "direction": case.direction})
     return GenerationRequest(image=case.reference, progression_text=text, source_text=case.source_text,
                              points=points, bias_strength=config.bias_strength, inject=config.inject, steps=steps,
-                             seed=seed)
+                             seed=seed, edit_region=EditRegion(keep_blend=keep_blend))
 
 
 def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | None) -> dict:
@@ -78,13 +80,14 @@ def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | 
 
 
 def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
-                  configs: tuple[Configuration, ...] = CONFIGURATIONS, probes: bool = True) -> list[dict]:
+                  configs: tuple[Configuration, ...] = CONFIGURATIONS, probes: bool = True,
+                  keep_blend: bool = True) -> list[dict]:
     """The configurations' rows, the probes' rows (cases with a change) and the real follow-up's row for one case."""
     rows, frame = [], None
     runs = configs + (probes_of(configs[0]) if probes and case.sign != 0 else ())
     for config in runs:
         start = time.perf_counter()
-        result = engine.generate(_request(case, config, steps, seed))
+        result = engine.generate(_request(case, config, steps, seed, keep_blend))
         frame = result.frame
         metrics = result_metrics(result, case.reference, case.mask, case.sign, engine.token_grid)
         rows.append(_row(case, config, metrics, round(time.perf_counter() - start, 3)))
@@ -99,15 +102,17 @@ def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
 
 def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: int | None = None,
              steps: int | None = None, seed: int = 0, log: Callable[[str], None] | None = None,
-             full_strength: float | None = None) -> dict:
-    """Run every case of `split` (first `limit`) and return {settings, rows, aggregates, checks, table}."""
+             full_strength: float | None = None, keep_blend: bool = True) -> dict:
+    """Run every case of `split` (first `limit`) and return {settings, rows, aggregates, checks, table}.
+
+    keep_blend=False (a diagnostic) turns keep-region blending off, so the edit row's change is the model's own."""
     cases = load_cases(data_dir, split, limit)
     configs_used = configurations(full_strength)
     log = log or logging.getLogger("legend_demo.evaluation").info
     rows: list[dict] = []
     for i, case in enumerate(cases, 1):
         start = time.perf_counter()
-        rows.extend(evaluate_case(engine, case, steps, seed, configs_used))
+        rows.extend(evaluate_case(engine, case, steps, seed, configs_used, keep_blend=keep_blend))
         log(f"evaluate: {i}/{len(cases)} {case.case_id} ({case.change_type}, {case.direction}) "
             f"{time.perf_counter() - start:.1f} s")
     shown = (*configs_used, *probes_of(configs_used[0]), DATA_ROW)
@@ -117,6 +122,7 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
     labels = {c.key: c.label for c in shown}
     return {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
             "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
+            "keep_blend": keep_blend,
             "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
             "configurations": [vars(c) for c in shown], "rows": rows,
             "aggregates": aggregates, "checks": checks,
