@@ -53,9 +53,10 @@ def test_the_text_sets_the_direction_of_the_change(shipped):
     assert new[core].mean() - resolved[core].mean() > 0.01
 
 
-def test_gbca_adds_change_at_the_points(shipped):
+def test_gbca_moves_the_edit_rows_attention_onto_the_points(shipped):
     engine, image, points = shipped
-    full, region = _change(engine, image, points, NEW)
-    off, _ = _change(engine, image, points, NEW, bias_strength=0.0)
-    core = region == 1
-    assert np.abs(full[core]).mean() > np.abs(off[core]).mean()
+    request = dict(image=image, progression_text=NEW, points=points, seed=0)
+    full = engine.generate(ld.GenerationRequest(**request))
+    off = engine.generate(ld.GenerationRequest(**request, bias_strength=0.0))
+    iou = [np.mean([layer.attn_iou for layer in r.layers]) for r in (full, off)]
+    assert iou[0] > 1.5 * iou[1]  # held-out synthetic cases: 0.075 vs 0.036 on average
