@@ -34,7 +34,8 @@ def test_shipped_model_has_its_trained_parts():
     strengths = [s for s in report["provenance"]["parameters"]["strength_per_step"] if s is not None]
     assert strengths and min(strengths) > 0.3  # a trained s(τ), not the untrained 0.01 start
     fingerprints = report["provenance"]["checkpoint_fingerprints"]
-    assert {"transformer", "gbca_strength", "refine_head"} <= set(fingerprints)
+    assert all(fingerprints.get(part) for part in ("transformer", "gbca_strength", "refine_head"))
+    assert report["provenance"]["parameters"]["location_free_text"] is True  # the place comes from the points
 
 
 def test_new_opacity_brightens_inside_the_edit_region_only(shipped):
