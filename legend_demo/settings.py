@@ -40,6 +40,19 @@ def _positive(kind: type) -> Callable[[str, str], float | int]:
     return parse
 
 
+def _addresses(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses or networks (CIDR); '' for none."""
+    import ipaddress
+
+    items = tuple(item.strip() for item in raw.split(",") if item.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{name}: {item!r} is not an IP address or network (e.g. 127.0.0.1 or 10.0.0.0/8)") from None
+    return items
+
+
 def _log_level(name: str, raw: str) -> str:
     level = raw.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -83,6 +96,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
             "reader study: admin password when `study create` was given none"),
     Setting("LEGEND_STUDY_IDLE_MINUTES", "30", _positive(float), "reader study: idle minutes before a session ends"),
     Setting("LEGEND_STUDY_SESSION_HOURS", "12", _positive(float), "reader study: longest session in hours"),
+    Setting("LEGEND_STUDY_TRUSTED_PROXIES", None, _addresses,
+            "reader study: addresses of your reverse proxy, comma-separated (its X-Forwarded-For/-Proto are "
+            "believed only from these; default: none, the connection's address is the client)"),
     Setting("LEGEND_CT_CACHE", None, _path, "synthetic data: CT cache folder (default: ~/.cache/legend_demo/ct)"),
 )}
 

@@ -11,7 +11,7 @@ from ..study.auth import ADMIN_PASSWORD_ENV
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("study", help="blinded reader studies (create, add-reader, export, summary, flags, demo-manifest)")
+    parser = subparsers.add_parser("study", help="blinded reader studies (create, add-reader, export, summary, flags, unlock, demo-manifest)")
     actions = parser.add_subparsers(dest="study_command", required=True)
 
     create = actions.add_parser("create", help="validate a manifest and store the study in a new SQLite database")
@@ -47,6 +47,11 @@ def register(subparsers) -> None:
     flags.add_argument("--db", required=True)
     flags.add_argument("--clear", metavar="CASE", default=None, help="show a repaired case again (its files are re-checked)")
     flags.set_defaults(func=_flags)
+
+    unlock = actions.add_parser("unlock", help="lift the login lock on a reader's name (or admin) at once (admin)")
+    unlock.add_argument("--db", required=True)
+    unlock.add_argument("--name", required=True, help="the name as typed at login (reader name or admin)")
+    unlock.set_defaults(func=_unlock)
 
     demo = actions.add_parser("demo-manifest", help="write a small ready-made study of SYNTHETIC chest drawings")
     demo.add_argument("--out", required=True, help="folder to write (pair folders + manifest.json)")
@@ -145,6 +150,16 @@ def _flags(args: argparse.Namespace) -> int:
         print(f"{flag['case']}\t{flag['flagged_at']}\t{flag['reason']}")
     if not flags:
         print("no flagged cases")
+    return 0
+
+
+def _unlock(args: argparse.Namespace) -> int:
+    from ..study.db import connect
+    from ..study.throttle import unlock_name
+
+    with closing(connect(args.db)) as conn:
+        forgiven = unlock_name(conn, args.name)
+    print(f"{args.name.strip()!r} may log in again from any device ({forgiven} recent failed logins no longer count)")
     return 0
 
 

@@ -2,6 +2,10 @@
 
 The admin logs in on the same form with the name ADMIN_NAME and the admin password set at `study create`
 (or LEGEND_STUDY_ADMIN_PASSWORD when the study has none); no reader may be called that.
+
+A login has three steps — `start_login` (the throttle; the attempt is recorded as pending), `check_credentials`
+(the scrypt check, ≈16 MiB and tens of ms: the server bounds how many run at once, issue 24 §5) and
+`finish_login` (the outcome recorded, a new session) — and `login` runs them in a row.
 """
 from __future__ import annotations
 
@@ -45,19 +49,47 @@ def is_admin_name(name: str) -> bool:
     return (name or "").strip().casefold() == ADMIN_NAME
 
 
+@dataclass(frozen=True)
+class Checked:
+    """What `check_credentials` found: the role (None: wrong name or password), the reader, who (for the log)."""
+    role: Role | None
+    reader_id: int | None
+    who: str
+
+
 def login(conn: sqlite3.Connection, name: str, password: str, client: str, throttle: ThrottlePolicy, *,
-          replaces: str | None = None) -> LoginOutcome:
-    """Check the throttle, then the password; on success a new session (ending the browser's old token)."""
+          replaces: str | None = None, device: str | None = None) -> LoginOutcome:
+    """Check the throttle, then the password; on success a new session (ending the browser's old token).
+    `client`: the client's address; `device`: the verified hash of its device cookie, or None."""
+    started = start_login(conn, name, password, client, throttle, device)
+    if isinstance(started, LoginOutcome):
+        return started
+    return finish_login(conn, started, check_credentials(conn, name, password), client, replaces=replaces)
+
+
+def start_login(conn: sqlite3.Connection, name: str, password: str, client: str, throttle: ThrottlePolicy,
+                device: str | None = None) -> int | LoginOutcome:
+    """The attempt's id when its password may be checked, else the refusal (malformed or locked out)."""
     if not isinstance(name, str) or not isinstance(password, str):
         return LoginOutcome(None, None, BAD_LOGIN)
-    attempt, wait = begin_attempt(conn, name, client, throttle)
+    attempt, wait = begin_attempt(conn, name, client, throttle, device=device)
     if attempt is None:
         return LoginOutcome(None, None, LOCKED.format(minutes=_minutes(wait)), wait)
-    role, reader_id, who = _check(conn, name, password)
-    finish_attempt(conn, attempt, reader_id, role is not None, client, who)
-    if role is None:
+    return attempt
+
+
+def finish_login(conn: sqlite3.Connection, attempt: int, checked: Checked, client: str, *,
+                 replaces: str | None = None) -> LoginOutcome:
+    """Record the attempt's outcome; on success open a new session (ending the browser's old token `replaces`)."""
+    finish_attempt(conn, attempt, checked.reader_id, checked.role is not None, client, checked.who)
+    if checked.role is None:
         return LoginOutcome(None, None, BAD_LOGIN)
-    return LoginOutcome(open_session(conn, role, reader_id, replaces=replaces), role, "")
+    return LoginOutcome(open_session(conn, checked.role, checked.reader_id, replaces=replaces), checked.role, "")
+
+
+def check_credentials(conn: sqlite3.Connection, name: str, password: str) -> Checked:
+    """The password check (scrypt): the expensive step of a login."""
+    return Checked(*_check(conn, name, password))
 
 
 def _check(conn: sqlite3.Connection, name: str, password: str) -> tuple[Role | None, int | None, str]:

@@ -5,6 +5,11 @@ a long side of DISPLAY_LONG_SIDE pixels, 8-bit grayscale PNG with no text, time 
 the pixel size of an engine's output, its file format, its metadata nor its file name tells a reader the source.
 An image whose aspect differs from the prior's is fitted inside that size on black, never stretched.
 
+Blinding by payload size (issue 24 §2): a compressed PNG's length tells how smooth the image is (app-made
+follow-ups are smoother than real films), so the PNGs are written UNCOMPRESSED (deflate "stored" blocks, filter
+0): a served PNG's byte length is `png_length(width, height)`, a function of its pixel size alone, and every
+image of a case has exactly the same length whatever it shows.
+
 Labels: a follow-up the app made carries its SYNTHETIC band below the film (and says how many rows are film in a
 PNG text chunk, export.IMAGE_ROWS_CHUNK); shown as is it would give itself away. So every image of a case is shown
 with its own band cut off and the SAME study band added below it — "this image may be SYNTHETIC" — real and
@@ -25,6 +30,8 @@ from ..image_io import load_image
 
 DISPLAY_LONG_SIDE = 768  # px: every image of a case is resampled to the prior's aspect at this long side
 PNG_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a served image contains
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+STORED_BLOCK = 65535  # the largest deflate stored block
 STUDY_LABEL = ("READER STUDY: this image may be SYNTHETIC", "research use, not for diagnosis")
 
 
@@ -112,22 +119,49 @@ def resample(image01: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def png_bytes(gray: np.ndarray) -> bytes:
-    """8-bit grayscale PNG of an (H, W) uint8 array with only IHDR, IDAT and IEND chunks (no metadata at all)."""
-    if gray.dtype != np.uint8 or gray.ndim != 2:
-        raise ValueError(f"need an (H, W) uint8 image, got {gray.dtype} {gray.shape}")
-    ok, buffer = cv2.imencode(".png", gray)
-    if not ok:
-        raise ValueError(f"could not encode a {gray.shape} image as PNG")
-    data = buffer.tobytes()
-    extra = set(png_chunk_types(data)) - set(PNG_CHUNKS)
-    if extra:
-        raise ValueError(f"the PNG encoder added metadata chunks {sorted(extra)}")
-    return data
+    """8-bit grayscale PNG of an (H, W) uint8 array: only IHDR, IDAT and IEND chunks (no metadata at all), its
+    pixels stored uncompressed, so its length is `png_length(W, H)` whatever the pixels are."""
+    if gray.dtype != np.uint8 or gray.ndim != 2 or gray.size == 0:
+        raise ValueError(f"need a non-empty (H, W) uint8 image, got {gray.dtype} {gray.shape}")
+    height, width = gray.shape
+    rows = np.zeros((height, width + 1), np.uint8)  # each scanline: filter type 0 (None), then its samples
+    rows[:, 1:] = gray
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey, no interlace
+    return (PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", stored_zlib(rows.tobytes()))
+            + _chunk(b"IEND", b""))
+
+
+def png_length(width: int, height: int) -> int:
+    """Byte length of every `png_bytes` image of that pixel size: signature, IHDR (25), IDAT, IEND (12)."""
+    raw = height * (width + 1)
+    return len(PNG_SIGNATURE) + 25 + 12 + stored_zlib_length(raw) + 12
+
+
+def stored_zlib(data: bytes) -> bytes:
+    """A zlib stream holding `data` in deflate "stored" blocks (RFC 1950/1951, no compression): its length is
+    `stored_zlib_length(len(data))`, whatever the bytes are."""
+    blocks = [b"\x78\x01"]  # zlib header: deflate, 32 K window, no dictionary (0x7801 % 31 == 0)
+    for start in range(0, max(len(data), 1), STORED_BLOCK):
+        piece = data[start:start + STORED_BLOCK]
+        final = start + STORED_BLOCK >= len(data)
+        size = len(piece)
+        blocks.append(bytes([1 if final else 0]) + size.to_bytes(2, "little") + (size ^ 0xFFFF).to_bytes(2, "little") + piece)
+    blocks.append(zlib.adler32(data).to_bytes(4, "big"))
+    return b"".join(blocks)
+
+
+def stored_zlib_length(size: int) -> int:
+    """2 header bytes + 5 bytes per stored block (at most STORED_BLOCK bytes each) + the data + 4 checksum bytes."""
+    return 2 + 5 * max(1, -(-size // STORED_BLOCK)) + size + 4
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
 def png_chunk_types(data: bytes) -> list[bytes]:
     """The chunk types of a PNG file in order (checks each chunk's CRC)."""
-    if data[:8] != b"\x89PNG\r\n\x1a\n":
+    if data[:8] != PNG_SIGNATURE:
         raise ValueError("not a PNG file")
     types, offset = [], 8
     while offset < len(data):

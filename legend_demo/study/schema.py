@@ -113,6 +113,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE candidates ADD COLUMN sha256 TEXT;
     ALTER TABLE study DROP COLUMN ui_secret;
     """,
+    # 3 (issue 24): the device of a login attempt (a SHA-256 of its signed device cookie's id), the admin's unlocks
+    # of a name, and the server's keys (the device cookies' HMAC key, made on first use).
+    """
+    ALTER TABLE login_attempts ADD COLUMN device TEXT;
+    CREATE INDEX login_attempts_by_device ON login_attempts(device, account_key, at);
+    CREATE TABLE login_unlocks (
+        account_key TEXT PRIMARY KEY,
+        at REAL NOT NULL
+    );
+    CREATE TABLE server_keys (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,9 +5,14 @@ Every attempt is written to `login_attempts` BEFORE the password is checked (as 
 counts as a failure, so a burst of parallel guesses at one password is counted exactly; the per-client and
 per-name limits count finished failures only, so many readers behind one address (a hospital's NAT) can log in
 at the same moment.
-A lockout refuses every attempt, the right password included, without spending a password hash on it. A client
-that logged in to a name before keeps access to it while that name is under a distributed attack (the per-name
-lock spares it), so a reader can still log in while someone else guesses their password.
+A lockout refuses every attempt, the right password included, without spending a password hash on it.
+
+The client is the connection's address (a forwarded address only from a proxy the operator trusts, see
+legend_demo.ui.study_server); the device is the browser's signed device cookie (legend_demo.study.devices), which
+a client cannot forge. A device that logged in to a name before is known for that name: its attempts at that
+name are limited per (name, device) only, so a reader on their usual browser still gets in while someone guesses
+their password from anywhere — the same address (a shared NAT) included (issue 24 §3, §5). The admin can lift a
+name's lock at once (`unlock_name`, `study unlock`): failures for that name before the unlock stop counting.
 Names are stored as SHA-256 keys, so a password typed into the name field by mistake is not kept in clear.
 """
 from __future__ import annotations
@@ -31,7 +36,7 @@ class ThrottlePolicy:
     account_limit: int = 50  # failures for one name from every client (clients that logged in to it before are spared)
     base_lock_s: float = 30.0  # first lockout; doubles with every further failure
     max_lock_s: float = 15 * 60.0
-    trusted_s: float = 30 * 86400.0  # a successful login from a client spares it the per-name lock this long
+    trusted_s: float = 30 * 86400.0  # a device that logged in to a name stays known for it this long
     keep_s: float = 30 * 86400.0  # attempts are kept (the admin's record) this long
 
 
@@ -55,35 +60,47 @@ def _failures(conn: sqlite3.Connection, where: str, args: tuple, since: float, p
     return [r["at"] for r in rows]
 
 
-def _trusted(conn: sqlite3.Connection, key: str, client: str, policy: ThrottlePolicy, now: float) -> bool:
-    row = conn.execute("SELECT 1 FROM login_attempts WHERE outcome = 'ok' AND account_key = ? AND client = ? AND at >= ?",
-                       (key, client, now - policy.trusted_s)).fetchone()
+def known_device(conn: sqlite3.Connection, key: str, device: str | None, policy: ThrottlePolicy, now: float) -> bool:
+    """True when `device` (a verified device hash) logged in to name `key` within `trusted_s`."""
+    if not device:
+        return False
+    row = conn.execute("SELECT 1 FROM login_attempts WHERE outcome = 'ok' AND device = ? AND account_key = ? AND at >= ?",
+                       (device, key, now - policy.trusted_s)).fetchone()
     return row is not None
 
 
-def retry_after(conn: sqlite3.Connection, key: str, client: str, policy: ThrottlePolicy, now: float) -> float:
-    """Seconds before an attempt for name `key` from `client` may be checked (0: now)."""
+def unlocked_at(conn: sqlite3.Connection, key: str) -> float:
+    """When the admin last unlocked name `key` (0: never)."""
+    row = conn.execute("SELECT at FROM login_unlocks WHERE account_key = ?", (key,)).fetchone()
+    return 0.0 if row is None else row[0]
+
+
+def retry_after(conn: sqlite3.Connection, key: str, client: str, policy: ThrottlePolicy, now: float,
+                device: str | None = None) -> float:
+    """Seconds before an attempt for name `key` from `client` (and verified `device`, if any) may be checked (0: now)."""
     since = now - policy.window_s
-    waits = [
-        lock_wait(_failures(conn, "account_key = ? AND client = ?", (key, client), since, pending=True),
+    name_since = max(since, unlocked_at(conn, key))  # the admin's unlock forgets the name's earlier failures
+    if known_device(conn, key, device, policy, now):
+        return lock_wait(_failures(conn, "account_key = ? AND device = ?", (key, device), name_since, pending=True),
+                         policy.pair_limit, policy, now)
+    return max(
+        lock_wait(_failures(conn, "account_key = ? AND client = ?", (key, client), name_since, pending=True),
                   policy.pair_limit, policy, now),
         lock_wait(_failures(conn, "client = ?", (client,), since), policy.client_limit, policy, now),
-    ]
-    if not _trusted(conn, key, client, policy, now):
-        waits.append(lock_wait(_failures(conn, "account_key = ?", (key,), since), policy.account_limit, policy, now))
-    return max(waits)
+        lock_wait(_failures(conn, "account_key = ?", (key,), name_since), policy.account_limit, policy, now),
+    )
 
 
 def begin_attempt(conn: sqlite3.Connection, name: str, client: str, policy: ThrottlePolicy,
-                  now: float | None = None) -> tuple[int | None, float]:
+                  now: float | None = None, device: str | None = None) -> tuple[int | None, float]:
     """(attempt id, 0) when the password may be checked — the attempt is recorded as pending — or
-    (None, seconds to wait) when locked out (recorded as refused)."""
+    (None, seconds to wait) when locked out (recorded as refused). `device`: a verified device hash or None."""
     now, key = time.time() if now is None else now, account_key(name)
     with transaction(conn):
-        wait = retry_after(conn, key, client, policy, now)
+        wait = retry_after(conn, key, client, policy, now, device)
         outcome = "refused" if wait > 0 else "pending"
-        attempt = conn.execute("INSERT INTO login_attempts (at, account_key, client, outcome) VALUES (?, ?, ?, ?)",
-                               (now, key, client, outcome)).lastrowid
+        attempt = conn.execute("INSERT INTO login_attempts (at, account_key, client, outcome, device) VALUES (?, ?, ?, ?, ?)",
+                               (now, key, client, outcome, device)).lastrowid
         if attempt % 500 == 0:  # now and then: forget old attempts
             conn.execute("DELETE FROM login_attempts WHERE at < ?", (now - policy.keep_s,))
     if wait > 0:
@@ -101,3 +118,17 @@ def finish_attempt(conn: sqlite3.Connection, attempt: int, reader_id: int | None
         log.info("study login ok: %s from %s", who, client)
     else:
         log.warning("study login failed: %s from %s", who, client)
+
+
+def unlock_name(conn: sqlite3.Connection, name: str, now: float | None = None,
+                policy: ThrottlePolicy = ThrottlePolicy()) -> int:
+    """The admin lifts every lock on `name` (its per-name and per-(name, client) locks; a client's lock over all
+    names stays): failures for it before now stop counting. Returns how many recent failures were forgiven."""
+    now, key = time.time() if now is None else now, account_key(name)
+    with transaction(conn):
+        forgiven = conn.execute("SELECT COUNT(*) FROM login_attempts WHERE outcome = 'failed' AND account_key = ? AND at >= ?",
+                                (key, max(now - policy.window_s, unlocked_at(conn, key)))).fetchone()[0]
+        conn.execute("INSERT INTO login_unlocks (account_key, at) VALUES (?, ?) "
+                     "ON CONFLICT (account_key) DO UPDATE SET at = excluded.at", (key, now))
+    log.warning("study login: the admin unlocked a name (%d recent failures forgiven)", forgiven)
+    return forgiven

@@ -2,20 +2,31 @@
 
 * Login is a plain HTML form posted to /login (never a Gradio event, so no password reaches Gradio's run
   history, API, /config or logs). It is throttled (legend_demo.study.throttle) and answers in the same words
-  whether the name or the password was wrong.
+  whether the name or the password was wrong. At most PASSWORD_CHECKS passwords are checked at once (scrypt takes
+  ≈16 MiB each); waiting logins hold no thread, so the pages stay quick during a burst of logins.
+* POST /login and /logout are refused unless the browser says they come from this origin
+  (legend_demo.ui.study_guards): a foreign page can neither log a victim in as the attacker nor log them out.
+  Logout is POST only; GET /logout shows a button.
 * A successful login sets a new random session token as an HttpOnly, SameSite=Lax cookie (Secure over HTTPS)
   and ends the token the browser held before. Sessions expire when idle and after a maximum age
-  (legend_demo.study.sessions.SessionPolicy; LEGEND_STUDY_IDLE_MINUTES, LEGEND_STUDY_SESSION_HOURS).
+  (legend_demo.study.sessions.SessionPolicy; LEGEND_STUDY_IDLE_MINUTES, LEGEND_STUDY_SESSION_HOURS). It also
+  sets a signed device cookie (legend_demo.study.devices) that the throttle trusts instead of an address.
 * Every Gradio route needs a live session (gr.mount_gradio_app's auth_dependency); the page itself sends a
-  visitor without one to /login, and each study handler re-checks the session and its role.
-* The client address for throttling is the connection's, or X-Forwarded-For when the connection comes from a
-  proxy uvicorn trusts (FORWARDED_ALLOW_IPS, default 127.0.0.1).
+  visitor without one to /login, and each study handler re-checks the session and its role. Gradio requests are
+  capped at MAX_GRADIO_BODY bytes, and a refused answer is not repeated back.
+* The client address is the connection's. X-Forwarded-For and X-Forwarded-Proto are believed only from the
+  proxies named in LEGEND_STUDY_TRUSTED_PROXIES (none by default); uvicorn's own proxy handling is off.
+* Every answer carries a Content-Security-Policy (the study page: nonce-marked scripts from this server only),
+  X-Frame-Options: DENY, nosniff and Referrer-Policy: same-origin.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import html
 import logging
+import os
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -23,20 +34,28 @@ import gradio as gr
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .. import logs
-from ..study.auth import LoginOutcome, login
+from .. import logs, settings
+from ..study import devices
+from ..study.auth import LoginOutcome, check_credentials, finish_login, start_login
 from ..study.db import connect
 from ..study.sessions import SessionPolicy, close_session, find_session
 from ..study.studies import study_settings
 from ..study.throttle import ThrottlePolicy
 from .study_app import STUDY_CSS, build_study_app
+from .study_guards import (
+    LOGIN_PAGE_CSP, MAX_GRADIO_BODY, BodyLimit, add_nonce, cross_site_reason, new_nonce, own_origin, page_csp,
+)
 
 API_PREFIX = "/gradio_api"
+TRUSTED_PROXIES_ENV = "LEGEND_STUDY_TRUSTED_PROXIES"
+PASSWORD_CHECKS = max(1, min(4, os.cpu_count() or 1))  # scrypt checks running at once (≈16 MiB each)
 SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",  # no clickjacking of the rating buttons
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no address leaves the study; same-origin posts keep their Origin header
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",  # answers that are not pages
 }
+CROSS_SITE = "This request came from another site and was refused. Open the study's own page to log in or out."
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer"><title>{title} — log in</title>
@@ -62,6 +81,13 @@ Readers log in with the name and password they were given; the study admin logs 
 <input id="password" name="password" type="password" autocomplete="current-password" required maxlength="1024">
 <button type="submit" id="login-button">Log in</button>
 </form></main></body></html>"""
+LOGOUT_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} — log out</title>
+<style>body {{ font-family: system-ui, sans-serif; margin: 10vh auto; max-width: 380px; }}
+button {{ padding: 10px 18px; font-size: 1rem; }}</style></head><body>
+<p>Log out of the reader study? Your ratings are saved.</p>
+<form method="post" action="logout"><button type="submit" id="logout-button">Log out</button></form>
+<p><a href="./">Back to the study</a></p></body></html>"""
 
 
 def cookie_name(conn) -> str:
@@ -80,18 +106,25 @@ def check_study_db(db_path: str | Path) -> None:
 
 
 def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = None,
-                        throttle: ThrottlePolicy | None = None) -> FastAPI:
-    """The FastAPI app serving the study in `db_path` (run it with uvicorn, or `serve_study`)."""
+                        throttle: ThrottlePolicy | None = None,
+                        trusted_proxies: tuple[str, ...] | None = None) -> FastAPI:
+    """The FastAPI app serving the study in `db_path` (run it with `serve_study`: uvicorn's own proxy-header
+    handling must stay off). `trusted_proxies` (default LEGEND_STUDY_TRUSTED_PROXIES): the only addresses whose
+    X-Forwarded-For / X-Forwarded-Proto are believed."""
     db_path = str(db_path)
     policy = policy or SessionPolicy.from_env()
     throttle = throttle or ThrottlePolicy()
+    proxies = settings.get(TRUSTED_PROXIES_ENV) if trusted_proxies is None else tuple(trusted_proxies)
     conn = connect(db_path)
     try:
         title = f"Reader study: {study_settings(conn).name}"
         cookie = cookie_name(conn)
+        device_key = devices.device_key(conn)
     finally:
         conn.close()
+    device_cookie = cookie + "_device"
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gate: list[asyncio.Semaphore] = []  # made on the server's event loop, at the first login
 
     def lookup(token: str | None):
         conn = connect(db_path)
@@ -107,32 +140,75 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
     @app.middleware("http")
     async def guard(request: Request, call_next):
         """Visitors without a session are sent from the page to the login form and refused by every Gradio API
-        route (including the heartbeat, which Gradio leaves open); every answer gets safe headers."""
+        route (including the heartbeat, which Gradio leaves open); every answer gets safe headers, and an HTML
+        page its script nonce and policy."""
         path = request.url.path.rstrip("/")
         if path in ("", API_PREFIX) or path.startswith(API_PREFIX + "/"):
             if await session_of(request) is None:
                 response: Response = (RedirectResponse("login", status_code=303) if path == "" and request.method == "GET"
                                       else JSONResponse({"detail": "Not authenticated"}, status_code=401))
                 return _secured(response)
-        return _secured(await call_next(request))
+        response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html") and "content-security-policy" not in response.headers:
+            response = await _with_nonce(response)
+        return _secured(response)
+
+    def refused_cross_site(request: Request, action: str) -> Response | None:
+        """403 (and one log line) when a login or logout was posted by a page of another origin."""
+        reason = cross_site_reason(request.headers, own_origin(request.url.scheme, request.headers.get("host", "")))
+        if reason is None:
+            return None
+        logging.getLogger("legend_demo.study.auth").warning(
+            "study %s refused: posted by another site (%s) from %s", action, reason, _client(request))
+        return _login_page(title, CROSS_SITE, 403)
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, bye: int = 0) -> Response:
+    async def login_form(request: Request, bye: int = 0) -> Response:
         note = "You are logged out. Your ratings are saved." if bye else ""
         return _login_page(title, note, 200)
 
     @app.post("/login")
-    def login_submit(request: Request, username: str = Form(""), password: str = Form(""), via: str = Form("")) -> Response:
-        client = request.client.host if request.client else "unknown"
-        conn = connect(db_path)
+    async def login_submit(request: Request, username: str = Form(""), password: str = Form(""),
+                           via: str = Form("")) -> Response:
+        refusal = refused_cross_site(request, "login")
+        if refusal is not None:
+            return refusal
+        device = devices.device_of(device_key, request.cookies.get(device_cookie))
+        outcome = await attempt(username, password, _client(request), device, request.cookies.get(cookie))
+        response = _login_answer(outcome, via == "form", title, cookie, policy, request)
+        if outcome.token is not None:
+            value = request.cookies.get(device_cookie) if device else devices.new_device_cookie(device_key)
+            response.set_cookie(device_cookie, value, max_age=int(throttle.trusted_s), path="/", httponly=True,
+                                samesite="strict", secure=request.url.scheme == "https")
+        return response
+
+    async def attempt(username: str, password: str, client: str, device: str | None, replaces: str | None) -> LoginOutcome:
+        """The throttle, then the password check (at most PASSWORD_CHECKS at once), then the session."""
+        conn = await anyio.to_thread.run_sync(connect, db_path)
         try:
-            outcome = login(conn, username, password, client, throttle, replaces=request.cookies.get(cookie))
+            started = await anyio.to_thread.run_sync(start_login, conn, username, password, client, throttle, device)
+            if isinstance(started, LoginOutcome):
+                return started
+            if not gate:
+                gate.append(asyncio.Semaphore(PASSWORD_CHECKS))
+            async with gate[0]:
+                checked = await anyio.to_thread.run_sync(check_credentials, conn, username, password)
+            return await anyio.to_thread.run_sync(partial(finish_login, conn, started, checked, client, replaces=replaces))
         finally:
             conn.close()
-        return _login_answer(outcome, via == "form", title, cookie, policy, request)
 
-    @app.api_route("/logout", methods=["GET", "POST"])
+    @app.get("/logout", response_class=HTMLResponse)
+    async def logout_page() -> Response:
+        """A link to /logout shows a button: only a POST from this origin ends the session."""
+        page = HTMLResponse(LOGOUT_PAGE.format(title=html.escape(title)), headers={"Cache-Control": "no-store"})
+        page.headers["Content-Security-Policy"] = LOGIN_PAGE_CSP
+        return page
+
+    @app.post("/logout")
     def logout(request: Request) -> Response:
+        refusal = refused_cross_site(request, "logout")
+        if refusal is not None:
+            return refusal
         conn = connect(db_path)
         try:
             close_session(conn, request.cookies.get(cookie))
@@ -147,6 +223,12 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         return None if session is None else (session.role if session.role == "admin" else f"reader-{session.reader_id}")
 
     blocks = build_study_app(db_path, cookie, policy)
+    _quiet_choice_errors(blocks)
+    app.add_middleware(BodyLimit, prefix=API_PREFIX, limit=MAX_GRADIO_BODY)
+    if proxies:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(proxies))  # outermost: before every check
     return gr.mount_gradio_app(
         app, blocks, path="/", auth_dependency=current_user, run_history=False, footer_links=["gradio", "settings"],
         max_file_size=1, ssr_mode=False, show_error=True,  # readers upload nothing: Gradio's /upload takes 1 byte
@@ -154,16 +236,47 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
     )
 
 
+def _client(request: Request) -> str:
+    """The client's address: the connection's (or, from a trusted proxy, the address it forwarded)."""
+    return request.client.host if request.client else "unknown"
+
+
+async def _with_nonce(response: Response) -> Response:
+    """An HTML page with a fresh nonce on its script tags and the page policy that allows only those."""
+    body = b"".join([chunk async for chunk in response.body_iterator])
+    nonce = new_nonce()
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "content-encoding")}
+    headers["Content-Security-Policy"] = page_csp(nonce)
+    return Response(add_nonce(body, nonce), status_code=response.status_code, headers=headers)
+
+
+def _quiet_choice_errors(blocks: gr.Blocks) -> None:
+    """Gradio's Radio repeats a refused value in its error message (a 100 kB value came back whole); study
+    answers outside the choices are refused in a few words instead."""
+    for block in blocks.blocks.values():
+        if isinstance(block, gr.Radio):
+            block.preprocess = partial(_choice_or_refuse, block.preprocess)
+
+
+def _choice_or_refuse(preprocess, payload):
+    try:
+        return preprocess(payload)
+    except gr.Error:
+        raise gr.Error("That answer is not one of the choices.") from None
+
+
 def _secured(response: Response) -> Response:
     for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+        if name.lower() not in response.headers:
+            response.headers[name] = value
     return response
 
 
 def _login_page(title: str, message: str, status: int) -> HTMLResponse:
     box = f"<p class='message' id='login-message'>{html.escape(message)}</p>" if message else ""
     page = LOGIN_PAGE.format(title=html.escape(title), message=box)
-    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store",
+                                                           "Content-Security-Policy": LOGIN_PAGE_CSP})
 
 
 def _login_answer(outcome: LoginOutcome, from_form: bool, title: str, cookie: str, policy: SessionPolicy,
@@ -192,4 +305,9 @@ def serve_study(db_path: str | Path, host: str = "127.0.0.1", port: int = 7860) 
     auth_log = logging.getLogger("legend_demo.study")
     app = create_study_server(db_path)
     auth_log.info("reader study on http://%s:%s/ (readers and the admin log in there)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    proxies = settings.get(TRUSTED_PROXIES_ENV)
+    auth_log.info("client addresses: %s", f"X-Forwarded-For from {', '.join(proxies)}" if proxies
+                  else "the connection's (no proxy trusted; set LEGEND_STUDY_TRUSTED_PROXIES behind a reverse proxy)")
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS);
+    # the app handles forwarded headers itself, from LEGEND_STUDY_TRUSTED_PROXIES only.
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False, server_header=False)
