@@ -1,8 +1,9 @@
 """Attacks on the real servers (issue 12), each through raw HTTP and/or gradio_client, loopback only, bounded.
 
 `python app.py --study DB` and `python app.py` run in subprocesses on free 127.0.0.1 ports. Different attacking
-clients are told apart with X-Forwarded-For, which uvicorn trusts only from 127.0.0.1 (its default proxy list),
-as it would from a reverse proxy in front of the study. Every attack here failed before this issue's fixes.
+clients are told apart with X-Forwarded-For: the study server here runs as behind a reverse proxy on 127.0.0.1
+(LEGEND_STUDY_TRUSTED_PROXIES=127.0.0.1), which is the only case in which it believes that header (issue 24 attacks
+the default, which does not: tests/test_security_attacks_study.py). Every attack here failed before its fix.
 """
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def study(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("attack")
     db, root = _study(tmp)
     port, log = free_port(), tmp / "server.log"
-    server = launch_study_server(db, port, log=log)
+    server = launch_study_server(db, port, env={"LEGEND_STUDY_TRUSTED_PROXIES": "127.0.0.1"}, log=log)
     yield Served(db, f"http://127.0.0.1:{port}/", log, root)
     stop(server)
 
@@ -230,13 +231,15 @@ def test_password_spraying_from_one_client_is_locked(study):
     assert post_login(study.url, "carol", "carol-password", "203.0.113.40").status_code == 429
 
 
-def test_distributed_guessing_locks_the_name_except_for_its_known_client(study):
-    assert post_login(study.url, "erin", "erin-password", "198.51.100.7").status_code == 200  # erin's usual client
+def test_distributed_guessing_locks_the_name_except_for_its_known_device(study):
+    erins_browser = httpx.Client(timeout=30)
+    assert post_login(study.url, "erin", "erin-password", "198.51.100.7", http=erins_browser).status_code == 200
     for attacker in range(12):  # 12 clients × 5 failures = 60 ≥ the per-name limit of 50
         for i in range(5):
             post_login(study.url, "erin", f"guess-{i}", f"203.0.113.{100 + attacker}")
     assert post_login(study.url, "erin", "erin-password", "192.0.2.55").status_code == 429  # a new client waits
-    assert post_login(study.url, "erin", "erin-password", "198.51.100.7").status_code == 200  # erin is not locked out
+    assert post_login(study.url, "erin", "erin-password", "198.51.100.7").status_code == 429  # her address: no pass
+    assert post_login(study.url, "erin", "erin-password", "192.0.2.56", http=erins_browser).status_code == 200
 
 
 def test_attempts_are_logged_without_any_password(study):

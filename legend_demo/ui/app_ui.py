@@ -105,8 +105,13 @@ def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
 
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
     """Options every launch of this app uses (app.py, tests, benchmark)."""
+    from starlette.middleware import Middleware
+
+    from .uploads import UploadCounter
+
     return {"show_error": True, "max_file_size": f"{int(config.max_upload_mb)}mb", "css": PAGE_CSS,
-            "run_history": False}  # Gradio's run history would keep inputs and results in the browser for good
+            "run_history": False,  # Gradio's run history would keep inputs and results in the browser for good
+            "app_kwargs": {"middleware": [Middleware(UploadCounter)]}}  # identical uploads: one file, counted
 
 
 def create_demo(config: AppConfig | None = None, study_db: str | Path | None = None) -> gr.Blocks:

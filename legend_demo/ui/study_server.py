@@ -2,8 +2,8 @@
 
 * Login is a plain HTML form posted to /login (never a Gradio event, so no password reaches Gradio's run
   history, API, /config or logs). It is throttled (legend_demo.study.throttle) and answers in the same words
-  whether the name or the password was wrong. At most PASSWORD_CHECKS passwords are checked at once (scrypt takes
-  ≈16 MiB each); waiting logins hold no thread, so the pages stay quick during a burst of logins.
+  whether the name or the password was wrong. At most PASSWORD_CHECKS passwords are checked at once, on their own
+  threads (scrypt takes ≈16 MiB each); waiting logins hold no thread, so the pages stay quick during a burst.
 * POST /login and /logout are refused unless the browser says they come from this origin
   (legend_demo.ui.study_guards): a foreign page can neither log a victim in as the attacker nor log them out.
   Logout is POST only; GET /logout shows a button.
@@ -26,6 +26,7 @@ import hashlib
 import html
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         conn.close()
     device_cookie = cookie + "_device"
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    gate: list[asyncio.Semaphore] = []  # made on the server's event loop, at the first login
+    # Dedicated threads for scrypt: a bounded number at once, and always the same few threads, so the memory
+    # allocator keeps at most a few 16 MiB scrypt buffers (shared worker threads would each keep one).
+    password_checks = ThreadPoolExecutor(max_workers=PASSWORD_CHECKS, thread_name_prefix="study-password")
 
     def lookup(token: str | None):
         conn = connect(db_path)
@@ -173,27 +176,34 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         refusal = refused_cross_site(request, "login")
         if refusal is not None:
             return refusal
-        device = devices.device_of(device_key, request.cookies.get(device_cookie))
+        # A browser without a valid device cookie gets a new one, but only with a successful login; its attempt is
+        # recorded under that new device, so the device is known for this name from then on.
+        held = request.cookies.get(device_cookie)
+        device_value = held if devices.device_of(device_key, held) else devices.new_device_cookie(device_key)
+        device = devices.device_of(device_key, device_value)
         outcome = await attempt(username, password, _client(request), device, request.cookies.get(cookie))
         response = _login_answer(outcome, via == "form", title, cookie, policy, request)
         if outcome.token is not None:
-            value = request.cookies.get(device_cookie) if device else devices.new_device_cookie(device_key)
-            response.set_cookie(device_cookie, value, max_age=int(throttle.trusted_s), path="/", httponly=True,
+            response.set_cookie(device_cookie, device_value, max_age=int(throttle.trusted_s), path="/", httponly=True,
                                 samesite="strict", secure=request.url.scheme == "https")
         return response
 
     async def attempt(username: str, password: str, client: str, device: str | None, replaces: str | None) -> LoginOutcome:
-        """The throttle, then the password check (at most PASSWORD_CHECKS at once), then the session."""
-        conn = await anyio.to_thread.run_sync(connect, db_path)
+        """The throttle, then the password check on one of PASSWORD_CHECKS dedicated threads (a waiting login holds
+        no thread and no database connection), then the session."""
+        started = await anyio.to_thread.run_sync(with_db, partial(start_login, name=username, password=password,
+                                                                  client=client, throttle=throttle, device=device))
+        if isinstance(started, LoginOutcome):
+            return started
+        checked = await asyncio.get_running_loop().run_in_executor(
+            password_checks, with_db, partial(check_credentials, name=username, password=password))
+        return await anyio.to_thread.run_sync(with_db, partial(finish_login, attempt=started, checked=checked,
+                                                               client=client, replaces=replaces))
+
+    def with_db(action):
+        conn = connect(db_path)
         try:
-            started = await anyio.to_thread.run_sync(start_login, conn, username, password, client, throttle, device)
-            if isinstance(started, LoginOutcome):
-                return started
-            if not gate:
-                gate.append(asyncio.Semaphore(PASSWORD_CHECKS))
-            async with gate[0]:
-                checked = await anyio.to_thread.run_sync(check_credentials, conn, username, password)
-            return await anyio.to_thread.run_sync(partial(finish_login, conn, started, checked, client, replaces=replaces))
+            return action(conn)
         finally:
             conn.close()
 
