@@ -5,7 +5,7 @@
 For each N, N gradio_client clients call `/generate` at the same moment, each with its own progression text, all
 with ONE film (same bytes, same name: Gradio stores them at one path) or with N byte-different copies of it.
 Reported per row: successes out of N, the wall time of the whole batch (the queue runs one generation at a time)
-against N × one warm call measured just before it in the same run, the server's peak resident memory during
+against N × one warm call (median of 3, measured just before it in the same run; clients connect beforehand), the server's peak resident memory during
 the batch (sampled every 20 ms from /proc), and uploads left in Gradio's cache afterwards (must be 0).
 The film is pydicom-data's real PA chest CR (RG1_UNCI) at a quarter of its size, as an 8-bit PNG.
 """
@@ -61,18 +61,28 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def call(url: str, film: Path, text: str, steps: int) -> bool:
-    from gradio_client import Client, handle_file
+def call(client, film: Path, text: str, steps: int) -> bool:
+    from gradio_client import handle_file
 
     try:
-        Client(url, verbose=False).predict(handle_file(str(film)), text, steps=steps, api_name="/generate")
+        client.predict(handle_file(str(film)), text, steps=steps, api_name="/generate")
         return True
     except Exception:  # noqa: BLE001 - a lost request is what is being counted
         return False
 
 
-def batch(url: str, pid: int, films: list[Path], steps: int) -> tuple[int, float, float]:
-    """(successes, wall seconds, peak RSS MB) of len(films) clients calling at once."""
+def warm_call(client, film: Path, steps: int, repeats: int = 3) -> float:
+    """Median seconds of one call on an idle queue."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(client, film, TEXTS[0], steps)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def batch(clients: list, pid: int, films: list[Path], steps: int) -> tuple[int, float, float]:
+    """(successes, wall seconds, peak RSS MB) of len(films) clients (made beforehand) calling at once."""
     peak, done = [rss_mb(pid)], threading.Event()
 
     def watch() -> None:
@@ -85,7 +95,7 @@ def batch(url: str, pid: int, films: list[Path], steps: int) -> tuple[int, float
     start = time.perf_counter()
     try:
         with ThreadPoolExecutor(max_workers=len(films)) as pool:
-            ok = list(pool.map(lambda i: call(url, films[i], TEXTS[i % len(TEXTS)], steps), range(len(films))))
+            ok = list(pool.map(lambda i: call(clients[i], films[i], TEXTS[i % len(TEXTS)], steps), range(len(films))))
     finally:
         done.set()
         watcher.join()
@@ -110,18 +120,19 @@ def main() -> None:
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
+        from gradio_client import Client
+
         wait_for_page(url, proc=server)
-        call(url, films[0], TEXTS[0], args.steps)  # load the engine
+        clients = [Client(url, verbose=False) for _ in range(max(counts))]  # connected before any batch starts
+        call(clients[0], films[0], TEXTS[0], args.steps)  # load the engine
         print(f"engine {args.engine}, steps {args.steps}, film {films[0].stat().st_size / 1e6:.2f} MB PNG; "
               f"server RSS after warm-up {rss_mb(server.pid):.0f} MB")
         print(f"{'N':>3} {'files':>9} {'ok':>5} {'batch s':>8} {'N×warm s':>9} {'ratio':>6} {'peak RSS MB':>12} {'left':>5}")
         for n in counts:
             for mode in ("same", "distinct"):
-                start = time.perf_counter()
-                call(url, films[0], TEXTS[0], args.steps)
-                warm = time.perf_counter() - start
+                warm = warm_call(clients[0], films[0], args.steps)
                 chosen = [films[0]] * n if mode == "same" else films[:n]
-                ok, seconds, peak = batch(url, server.pid, chosen, args.steps)
+                ok, seconds, peak = batch(clients[:n], server.pid, chosen, args.steps)
                 left = sum(1 for p in cache.rglob("prior_film.png"))
                 print(f"{n:>3} {mode:>9} {ok:>3}/{n:<1} {seconds:>8.2f} {n * warm:>9.2f} {seconds / (n * warm):>6.2f} "
                       f"{peak:>12.0f} {left:>5}")
