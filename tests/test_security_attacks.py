@@ -87,13 +87,14 @@ def study(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fragile(tmp_path_factory):
-    """A study whose files are damaged after creation, served with 3-second idle sessions."""
+    """A study whose files are damaged after creation, served with 9-second idle sessions (short enough to test
+    expiry, long enough that one uncompressed case screen on a busy machine does not end a reader's session)."""
     tmp = tmp_path_factory.mktemp("fragile")
     db, root = _study(tmp, readers=("frank", "hana"))
     (root / "demo02" / "demo02-cand-baseline-blur.png").unlink()  # missing
     shutil.copy(root / "demo01" / "demo01-ref.png", root / "demo03" / "demo03-ref.png")  # replaced
     port, log = free_port(), tmp / "server.log"
-    server = launch_study_server(db, port, env={"LEGEND_STUDY_IDLE_MINUTES": "0.05"}, log=log)
+    server = launch_study_server(db, port, env={"LEGEND_STUDY_IDLE_MINUTES": "0.15"}, log=log)
     yield Served(db, f"http://127.0.0.1:{port}/", log, root)
     stop(server)
 
@@ -270,7 +271,7 @@ def test_a_login_rotates_the_token_and_logout_ends_it(study):
 def test_idle_sessions_expire(fragile):
     http = session_http(fragile.url, "hana")
     assert http.get(fragile.url + "config").status_code == 200
-    time.sleep(4.0)  # the server runs with LEGEND_STUDY_IDLE_MINUTES=0.05 (3 s)
+    time.sleep(10.0)  # the server runs with LEGEND_STUDY_IDLE_MINUTES=0.15 (9 s)
     assert http.get(fragile.url + "config").status_code == 401
     assert http.get(fragile.url).status_code == 303
     assert session_http(fragile.url, "hana").get(fragile.url + "config").status_code == 200  # log in again: fine
