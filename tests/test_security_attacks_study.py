@@ -215,6 +215,18 @@ def test_forged_forwarded_addresses_are_ignored_by_default(throttled):
     assert clients == {"127.0.0.1"}
 
 
+def test_a_forged_scheme_or_address_changes_nothing_without_a_trusted_proxy(throttled):
+    forged = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.99",
+              "Origin": "https" + throttled.origin[4:], "Sec-Fetch-Site": "cross-site"}
+    refused = httpx.post(throttled.url + "login", data={"username": "alice", "password": "alice-password"},
+                         headers=forged, timeout=30)
+    assert refused.status_code == 403  # the scheme is still http: an https Origin is another origin
+    plain = httpx.post(throttled.url + "login", data={"username": "alice", "password": "alice-password"},
+                       headers={"X-Forwarded-Proto": "https"}, timeout=30)
+    assert plain.status_code == 200 and "secure" not in plain.headers["set-cookie"].lower()
+    assert "198.51.100.99" not in throttled.log.read_text()
+
+
 def test_a_reader_on_her_own_browser_is_spared_a_lock_on_her_shared_address_and_the_admin_unlocks(throttled):
     alices_browser = httpx.Client(timeout=30)
     assert post_login(throttled.url, "alice", "alice-password", http=alices_browser).status_code == 200
