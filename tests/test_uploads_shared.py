@@ -179,3 +179,20 @@ def test_threads_never_see_a_deleted_file_they_were_promised(cache):
     done.wait()
     thread.join()
     assert path.read_bytes() == data and ledger.release(path) is True
+
+
+def test_a_request_refused_before_reading_releases_its_upload(cache, monkeypatch):
+    import gradio as gr
+
+    from legend_demo.grounding.limits import MAX_TEXT_CHARS
+    from legend_demo.ui.api import make_api
+
+    ledger = UploadLedger()
+    monkeypatch.setattr("legend_demo.ui.uploads.UPLOADS", ledger)
+    data = _png_bytes()
+    path = [_upload(ledger, cache, "film.png", data) for _ in range(2)][0]
+    api_ground, _ = make_api(AppConfig())
+    with pytest.raises(gr.Error, match="limit"):
+        api_ground(str(path), "x" * (MAX_TEXT_CHARS + 1))  # refused for its text: its upload is released unread
+    assert ledger.waiting(path) == 1 and path.exists()
+    assert read_upload(str(path), AppConfig()) == data and not path.exists()  # the other request's read: gone

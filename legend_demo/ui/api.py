@@ -15,7 +15,7 @@ from .downloads import write_downloads
 from .errors import friendly
 from .generation import MAX_SAMPLES, GenerateParams, run_generation
 from ..layer_spec import parse_layers
-from .uploads import decode_upload, read_upload
+from .uploads import load_upload, released_if_refused
 
 
 def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, num_samples: Any,
@@ -56,9 +56,9 @@ def make_api(config: AppConfig):
     @friendly
     def api_ground(image, text: str, grounder: str = "rules") -> dict:
         """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings", ...}."""
-        data = read_upload(image, config)  # the upload is released first, whatever fails next (issue 26)
-        check_request(text or "", grounder or "rules")  # text limit, grounder, VLM weights: before decoding
-        loaded = decode_upload(data, config)
+        with released_if_refused(image):  # refused unread: this request is done with its upload (issue 26)
+            check_request(text or "", grounder or "rules")  # text limit, grounder, VLM weights: before the upload is read
+        loaded = load_upload(image, config)
         return ground(loaded, text or "", grounder or "rules").to_dict()
 
     @friendly
@@ -70,9 +70,9 @@ def make_api(config: AppConfig):
     ):
         """Image + text (+ options) → (SYNTHETIC follow-up film PNG, report JSON, [film PNG, DICOM, model view PNG, …,
         report] files); every image is labelled SYNTHETIC in a band below its pixels."""
-        data = read_upload(image, config)  # the upload is released first, whatever fails next (issue 26)
-        check_text(text or "")  # the one text limit, before the upload is decoded or anything is grounded
-        loaded = decode_upload(data, config)
+        with released_if_refused(image):  # refused unread: this request is done with its upload (issue 26)
+            check_text(text or "")  # the one text limit, before the upload is read or anything is grounded
+        loaded = load_upload(image, config)
         check_frontal_chest(loaded)  # a lateral view is refused (LateralViewError) before grounding or generating
         raw = points_json(points)
         if raw is None:

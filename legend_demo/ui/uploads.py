@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,22 @@ def read_upload(upload, config: AppConfig) -> bytes:
         return path.read_bytes()
     finally:
         UPLOADS.release(path)
+
+
+@contextmanager
+def released_if_refused(upload):
+    """Around checks made before an upload is read: if they refuse the request, its upload is released unread
+    (so a refused request does not keep an identical upload's file waiting for it)."""
+    try:
+        yield
+    except BaseException:
+        try:
+            path = file_path(upload)
+        except ImageInputError:  # several files: none of them was this request's one image
+            path = None
+        if path is not None:
+            UPLOADS.release(path)
+        raise
 
 
 def decode_upload(data: bytes, config: AppConfig) -> LoadedImage:
