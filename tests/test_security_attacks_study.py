@@ -233,7 +233,8 @@ def test_a_reader_on_her_own_browser_is_spared_a_lock_on_her_shared_address_and_
     device_cookie = next(k for k in alices_browser.cookies.keys() if k.endswith("_device"))
     statuses = [post_login(throttled.url, "alice", f"guess-{i}").status_code for i in range(8)]  # same address
     assert statuses.count(401) == 5 and post_login(throttled.url, "alice", "alice-password").status_code == 429
-    forged = [f"{alices_browser.cookies[device_cookie].split('.')[0]}.AAAA", "made-up.value", "x" * 300]
+    real_id = alices_browser.cookies[device_cookie].split(".")[0]
+    forged = [f"{real_id}.AAAA", "made-up.value", "x" * 300]  # her device id with a made-up signature, and junk
     for value in forged:  # a device cookie the server did not sign is no device
         assert httpx.post(throttled.url + "login", data={"username": "alice", "password": "alice-password"},
                           cookies={device_cookie: value}, timeout=30).status_code == 429

@@ -58,7 +58,8 @@ def test_device_cookies_verify_only_with_the_studys_key(conn, tmp_path):
     assert device is not None and len(device) == 64 and cookie.split(".")[0] not in device
     device_id, signature = cookie.split(".")
     other = connect(tmp_path / "other.db", create=True)
-    forged = [None, "", "x", device_id, f"{device_id}.", f"{device_id}.{signature[:-1]}A", f"other.{signature}",
+    flipped = signature[:-1] + ("B" if signature.endswith("A") else "A")
+    forged = [None, "", "x", device_id, f"{device_id}.", f"{device_id}.{flipped}", f"other.{signature}",
               devices.new_device_cookie(devices.device_key(other)), cookie + ".x", "a" * 500]
     other.close()
     assert all(devices.device_of(key, value) is None for value in forged)
