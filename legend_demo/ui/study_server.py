@@ -59,7 +59,7 @@ SECURITY_HEADERS = {
 CROSS_SITE = "This request came from another site and was refused. Open the study's own page to log in or out."
 LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>{title} — log in</title>
+<meta name="referrer" content="same-origin"><title>{title} — log in</title>
 <style>
 body {{ font-family: system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
 main {{ max-width: 380px; margin: 10vh auto; background: #fff; padding: 28px; border-radius: 10px;
