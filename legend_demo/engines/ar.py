@@ -65,7 +65,7 @@ def bnb_config(kind: str | None):
         return None
     from transformers import BitsAndBytesConfig
 
-    skip = ["vqmodel", "lm_head"]
+    skip = ["model.vqmodel", "lm_head"]  # full module names: transformers matches a pattern from the name's start
     if kind == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                                   llm_int8_skip_modules=skip)
