@@ -59,7 +59,7 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,7 +69,7 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 SECTIONS = ("flux", "qwen", "emu3")
 RANDOM_NOTE = ("random weights built on the device: speed and memory figures only; no image or answer produced "
                "here means anything")
-GPU_BOXES = {"flux": 230.0, "qwen": 80.0, "emu3": 130.0}  # seconds per section: 440 s + start-ups ≈ 7.5 min
+GPU_BOXES = {"flux": 210.0, "qwen": 85.0, "emu3": 135.0}  # seconds per section, start-ups included: 7.2 min
 SMOKE_BOXES = {"flux": 240.0, "qwen": 240.0, "emu3": 240.0}  # side by side on the CPU; ≈ 20 s each when idle,
 # the box only stops a hung section (a busy shared CPU can make imports alone take a minute)
 LOADER_NEEDS_S = {"flux": 35.0, "qwen": 30.0, "emu3": 40.0}  # seconds left in the box to start a loader pass
@@ -654,8 +654,11 @@ def flux_forwards(pipe, engine, side: int, vital: tuple[int, ...], repeats: int)
 
 
 def flux_followups(engine, film, points, steps: int | None, clock: Clock, share: float, max_repeats: int,
-                   rec: Record, key: tuple) -> None:
-    """Seconds per follow-up (engine.generate: encode + inversion + dual path + decode + composite) per config."""
+                   rec: Record, key: tuple) -> float:
+    """Seconds per follow-up (engine.generate: encode + inversion + dual path + decode + composite) per config,
+    the configs round-robin after one untimed warm-up; returns the slowest follow-up's seconds."""
+    import numpy as np
+
     from legend_demo.engines.base import GenerationRequest
 
     def request(label: str):
@@ -664,7 +667,7 @@ def flux_followups(engine, film, points, steps: int | None, clock: Clock, share:
 
     def run(label: str) -> dict[str, Any]:
         result, wall, peak = timed(lambda: engine.generate(request(label)))
-        finite = bool(__import__("numpy").isfinite(result.followup).all())
+        finite = bool(np.isfinite(result.followup).all())
         return {"s": wall, "peak_gb": peak, "timings": result.timings_s, "finite": finite,
                 "steps": result.provenance["parameters"]["steps"]}
 
@@ -683,6 +686,7 @@ def flux_followups(engine, film, points, steps: int | None, clock: Clock, share:
         estimate = max(s["s"] for runs in samples.values() for s in runs)
         rec.set(*key, "configs", _followup_table(samples))
         say("flux", f"{'/'.join(map(str, key))}: repeat {r + 1} done ({estimate:.2f} s per follow-up at most)")
+    return estimate
 
 
 def _followup_table(samples: dict[str, list[dict]]) -> dict[str, Any]:
@@ -741,21 +745,24 @@ def flux_variant(variant: str, sizes: Sizes, device: str, clock: Clock, share: f
     with step(rec, f"{variant} forwards"):
         rec.set("variants", variant, "forward_s", flux_forwards(pipe, first, side, vital, sizes.forward_repeats))
     film, points = film_and_points(sizes.film_size)
+    needed = 0.0  # seconds the next side's warm-up and first round need (the last side's × its token growth)
     for i, side in enumerate(sizes.flux_sides):
-        if clock.left(share) <= 0:
-            rec.skip(f"{variant} {side}²", "time box")
+        if clock.left(share) <= needed:
+            rec.skip(f"{variant} {side}²", f"time box ({clock.left(share):.0f} s left, ≈ {needed:.0f} s needed)")
             continue
         say("flux", f"{variant}: follow-ups at {side}²")
         repeats = sizes.max_repeats if i == 0 else 1
         with step(rec, f"{variant} {side}² follow-ups"):
-            flux_followups(engines[side], film, points, sizes.flux_steps, clock, share, repeats, rec,
-                           ("variants", variant, "followups", side))
+            slowest = flux_followups(engines[side], film, points, sizes.flux_steps, clock, share, repeats, rec,
+                                     ("variants", variant, "followups", side))
+            needed = 4 * slowest * 3  # warm-up + 3 configs; 4× the image tokens ≈ 3× the time (text is fixed)
     del engines, first, pipe
     free_memory()
 
 
 def flux_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
     """The engine's real from_pretrained (NF4 on CUDA) on a shallow full-width FluxPipeline folder, then one call."""
+    import numpy as np
     import torch
     from diffusers import FluxPipeline
 
@@ -789,7 +796,7 @@ def flux_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
     rec.set("loader", "generate_s", round(wall, 3))
     rec.set("loader", "peak_gb", peak)
     rec.set("loader", "placement", placement)
-    rec.set("loader", "ok", bool(__import__("numpy").isfinite(result.followup).all()))
+    rec.set("loader", "ok", bool(np.isfinite(result.followup).all()))
 
 
 def flux_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None:
@@ -807,7 +814,8 @@ def flux_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None
         "clip_text": meta_parameter_count(lambda: CLIPTextModel(CLIPTextConfig(**copy.deepcopy(sizes.clip)))),
         "vae": meta_parameter_count(lambda: AutoencoderKL(**copy.deepcopy(sizes.flux_vae))),
     })
-    shares = (0.55, 0.90) if device == "cuda" else (1.0, 1.0)  # NF4 (the product's default) gets its half first
+    loader_share = 1 - LOADER_NEEDS_S["flux"] / clock.box_s
+    shares = (0.55, loader_share) if device == "cuda" else (1.0, 1.0)  # NF4 (the product's default) first
     for variant, share in zip(("nf4", "bf16"), shares):
         if clock.left(share) <= 0:
             rec.skip(f"variant {variant}", "time box")
@@ -938,7 +946,7 @@ def qwen_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None
             rec.set("ground", name, "cold", cold)
             warm = []
             for _ in range(max(1, sizes.max_repeats - 1)):
-                if clock.left(0.85) < 1.5 * cold["s"]:
+                if clock.left() - LOADER_NEEDS_S["qwen"] < 1.5 * cold["s"]:
                     rec.skip(f"ground {name} warm repeat", "time box")
                     break
                 warm.append(ground_call(tokens))
@@ -947,7 +955,7 @@ def qwen_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None
                                                  "max_new_tokens": cold["max_new_tokens"]})
     counter.handle.remove()
     vlm.forget_models()
-    del model
+    model = None  # frees the GPU for the loader pass
     free_memory()
     if clock.left() > LOADER_NEEDS_S["qwen"]:
         with step(rec, "loader"):
@@ -986,7 +994,7 @@ def qwen_loader(sizes: Sizes, device: str, scratch: Path, tokenizer, processor, 
     rec.set("loader", "ask_s", round(wall, 3))
     rec.set("loader", "seen_size", list(answer.seen_size))
     rec.set("loader", "ok", isinstance(answer.text, str))
-    del point_model
+    point_model = None
     free_memory()
 
 
@@ -1057,7 +1065,7 @@ def emu3_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None
     estimate = None
     for r in range(2):
         for name in (list(variants) if r % 2 == 0 else list(reversed(variants))):
-            if estimate is not None and clock.left(0.9) < 1.2 * estimate:
+            if estimate is not None and clock.left() - LOADER_NEEDS_S["emu3"] < 1.2 * estimate:
                 rec.skip(f"{name} repeat {r + 1}", "time box")
                 continue
             say("emu3", f"follow-up {name} (repeat {r + 1})")
@@ -1069,7 +1077,7 @@ def emu3_section(sizes: Sizes, clock: Clock, rec: Record, scratch: Path) -> None
                 samples[name].append({"s": wall, "tokens_per_s": result.timings_s["tokens_per_s"], "peak_gb": peak,
                                       "timings": result.timings_s})
                 rec.set("followups", _emu3_table(samples))
-    del engine, backbone, model
+    engine = backbone = model = None  # frees the GPU for the loader pass
     free_memory()
     if clock.left() > LOADER_NEEDS_S["emu3"]:
         with step(rec, "loader"):
@@ -1094,6 +1102,7 @@ def _emu3_table(samples: dict[str, list[dict]]) -> dict[str, Any]:
 
 def emu3_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
     """engines/ar.py's real from_pretrained (NF4 on CUDA) on a shallow full-width Emu3 folder, then one call."""
+    import numpy as np
     import torch
 
     from legend_demo.engines.ar import LeGendAREngine
@@ -1127,7 +1136,7 @@ def emu3_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
                                                                          points=points)))
     rec.set("loader", "generate_s", round(wall, 3))
     rec.set("loader", "peak_gb", peak)
-    rec.set("loader", "ok", bool(__import__("numpy").isfinite(result.followup).all()))
+    rec.set("loader", "ok", bool(np.isfinite(result.followup).all()))
 
 
 # ============================================================================================ one section
