@@ -2,7 +2,11 @@
 within its bounds, and reaches `spaces.GPU` as a function of the call's own arguments."""
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from types import SimpleNamespace
+
+import pytest
 
 from legend_demo.ui import gpu
 from legend_demo.ui.generation import GenerateParams
@@ -78,3 +82,24 @@ def test_without_spaces_the_decorator_is_a_no_op(monkeypatch):
 
     assert gpu.gpu_task(30)(task) is task
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zerogpu", [False, True])
+def test_make_space_writes_the_repository_and_for_zerogpu_a_supported_torch_and_python(tmp_path, zerogpu):
+    repo = Path(__file__).resolve().parents[1]
+    space = tmp_path / "space"
+    command = ["bash", str(repo / "scripts" / "make_space.sh"), str(space)] + (["--zerogpu"] if zerogpu else [])
+    subprocess.run(command, check=True, capture_output=True, cwd=repo)
+    committed = subprocess.run(["git", "show", "HEAD:requirements.txt"], check=True, capture_output=True, text=True,
+                               cwd=repo).stdout.splitlines()
+    written = (space / "requirements.txt").read_text().splitlines()
+    front = (space / "README.md").read_text().split("---")[1]
+    assert (space / "app.py").is_file() and any(line.startswith("bitsandbytes") for line in written)
+    changed = [(a, b) for a, b in zip(committed, written) if a != b]
+    if zerogpu:
+        assert [b.split()[0] for _, b in changed] == ["torch==2.11.0"] and 'python_version: "3.12"' in front
+    else:
+        assert changed == [] and 'python_version: "3.11"' in front
+    assert subprocess.run(["bash", str(repo / "scripts" / "make_space.sh"), str(space)], capture_output=True,
+                          cwd=repo).returncode == 2  # never writes into a non-empty folder
