@@ -1209,12 +1209,13 @@ def run_all(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     say("gpu_check", f"{'smoke (tiny configs, CPU)' if args.smoke else 'full size'}: sections {', '.join(sections)}; "
                      f"time boxes {', '.join(f'{s} {boxes[s]:.0f} s' for s in sections)}")
+    side_by_side = args.smoke and not args.serial  # one device: one section at a time, its output streamed live
     children = {}
     for name in sections:
-        children[name] = start_child(name, out, args.smoke, boxes[name])
-        if not args.smoke:  # one device: one section at a time
+        children[name] = start_child(name, out, args.smoke, side_by_side, boxes[name])
+        if not side_by_side:
             finish_child(name, children[name], boxes[name], out)
-    if args.smoke:
+    if side_by_side:
         for name in sections:
             finish_child(name, children[name], boxes[name], out)
     report = collect(out, sections, args.smoke, time.perf_counter() - started)
@@ -1225,12 +1226,12 @@ def run_all(args: argparse.Namespace) -> int:
     return 0
 
 
-def start_child(name: str, out: Path, smoke: bool, box_s: float) -> subprocess.Popen:
+def start_child(name: str, out: Path, smoke: bool, side_by_side: bool, box_s: float) -> subprocess.Popen:
     command = [sys.executable, str(Path(__file__).resolve()), "--section", name, "--out", str(out),
                "--box", str(box_s)] + (["--smoke"] if smoke else [])
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     log = open(out / f"{name}.log", "w")  # noqa: SIM115 — closed in finish_child
-    if smoke:  # side by side: each child's output goes to its log, printed when it ends
+    if side_by_side:  # each child's output goes to its log, printed when it ends
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=REPO, text=True)
     process.log = log  # type: ignore[attr-defined]
@@ -1251,9 +1252,6 @@ def finish_child(name: str, process: subprocess.Popen, box_s: float, out: Path) 
                 if line:
                     print(line, end="", flush=True)
                     process.log.write(line)  # type: ignore[attr-defined]
-        for line in process.stdout:  # what is left after it ended
-            print(line, end="", flush=True)
-            process.log.write(line)  # type: ignore[attr-defined]
     timed_out = False
     try:
         process.wait(timeout=max(deadline - time.perf_counter(), 0.1))
@@ -1261,6 +1259,10 @@ def finish_child(name: str, process: subprocess.Popen, box_s: float, out: Path) 
         timed_out = True
         process.kill()
         process.wait()
+    if process.stdout is not None:  # what is left once it ended (or was killed)
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            process.log.write(line)  # type: ignore[attr-defined]
     log = getattr(process, "log", None)
     if log is not None:
         log.close()
@@ -1268,7 +1270,9 @@ def finish_child(name: str, process: subprocess.Popen, box_s: float, out: Path) 
         print((out / f"{name}.log").read_text(), end="", flush=True)
     path = out / f"{name}.json"
     data = json.loads(path.read_text()) if path.is_file() else {"section": name, "notes": [], "skipped": [], "errors": []}
-    if timed_out:
+    if timed_out and "seconds" in data:  # its work was done and recorded; it was still shutting down
+        data.setdefault("notes", []).append(f"killed while exiting, {box_s + CHILD_GRACE_S:.0f} s after its start")
+    elif timed_out:
         data["status"] = "timed out"
         data.setdefault("errors", []).append(f"killed after {box_s + CHILD_GRACE_S:.0f} s (time box + grace)")
     elif process.returncode != 0:
@@ -1413,6 +1417,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every section's time box (default 1)")
+    parser.add_argument("--serial", action="store_true",
+                        help="--smoke: run the sections one after another, output streamed (as on the GPU)")
     parser.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--box", type=float, help=argparse.SUPPRESS)  # child process: its time box in seconds
     args = parser.parse_args(argv)
@@ -1420,8 +1426,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = sorted(set(args.sections) - set(SECTIONS))
     if unknown or not args.sections:
         parser.error(f"--sections takes names from {', '.join(SECTIONS)}; got {args.sections}")
-    if not 0.1 <= args.scale <= 10:
-        parser.error(f"--scale must be between 0.1 and 10, got {args.scale}")
+    if not 0.01 <= args.scale <= 10:
+        parser.error(f"--scale must be between 0.01 and 10, got {args.scale}")
     return args
 
 
