@@ -497,7 +497,8 @@ def flux_components(sizes: Sizes, device: str, dtype, shallow: bool = False) -> 
     if shallow:
         transformer_cfg.update(num_layers=sizes.shallow["flux_double"], num_single_layers=sizes.shallow["flux_single"])
         t5_cfg.update(num_layers=sizes.shallow["t5_layers"])
-    ids = dict(bos_token_id=tok_clip.bos_token_id, eos_token_id=tok_clip.eos_token_id, pad_token_id=tok_clip.pad_token_id)
+    ids = dict(bos_token_id=tok_clip.bos_token_id, eos_token_id=tok_clip.eos_token_id,
+               pad_token_id=tok_clip.pad_token_id)
     return dict(
         scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER),
         vae=random_model(lambda: AutoencoderKL(**copy.deepcopy(sizes.flux_vae)), device, dtype, seed=1),
@@ -650,7 +651,8 @@ def flux_forwards(pipe, engine, side: int, vital: tuple[int, ...], repeats: int)
         for name in names[r % len(names):] + names[: r % len(names)]:
             times[name].append(once(states[name]))
     base = statistics.median(times["diffusers processors"])
-    return {name: {**summary(v), "ratio_vs_diffusers": round(statistics.median(v) / base, 4)} for name, v in times.items()}
+    return {name: {**summary(v), "ratio_vs_diffusers": round(statistics.median(v) / base, 4)}
+            for name, v in times.items()}
 
 
 def flux_followups(engine, film, points, steps: int | None, clock: Clock, share: float, max_repeats: int,
@@ -1005,14 +1007,14 @@ def emu3_model_and_tokenizer(sizes: Sizes, device: str, dtype, shallow: bool = F
     from legend_demo.ar.tiny import tiny_tokenizer
 
     tokenizer = tiny_tokenizer(codebook=sizes.emu3_codebook)  # Emu3's special tokens + one token per VQ code
-    text = dict(copy.deepcopy(sizes.emu3_text), pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id)
+    text = dict(copy.deepcopy(sizes.emu3_text), pad_token_id=tokenizer.pad_token_id,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
     if sizes.emu3_vocab_is_tokenizer:
         text["vocab_size"] = len(tokenizer)
     if shallow:
         text["num_hidden_layers"] = sizes.shallow["emu3_layers"]
-    config = Emu3Config(vq_config=dict(copy.deepcopy(sizes.emu3_vq), codebook_size=sizes.emu3_codebook), text_config=text,
-                        vocabulary_map=dict(tokenizer.get_vocab()))
+    config = Emu3Config(vq_config=dict(copy.deepcopy(sizes.emu3_vq), codebook_size=sizes.emu3_codebook),
+                        text_config=text, vocabulary_map=dict(tokenizer.get_vocab()))
     if device == "meta":
         return Emu3ForConditionalGeneration(config), tokenizer
     return random_model(lambda: Emu3ForConditionalGeneration(config), device, dtype), tokenizer
@@ -1269,7 +1271,8 @@ def finish_child(name: str, process: subprocess.Popen, box_s: float, out: Path) 
     if process.stdout is None:  # smoke: show the child's log now
         print((out / f"{name}.log").read_text(), end="", flush=True)
     path = out / f"{name}.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"section": name, "notes": [], "skipped": [], "errors": []}
+    empty = {"section": name, "notes": [], "skipped": [], "errors": []}
+    data = json.loads(path.read_text()) if path.is_file() else empty
     if timed_out and "seconds" in data:  # its work was done and recorded; it was still shutting down
         data.setdefault("notes", []).append(f"killed while exiting, {box_s + CHILD_GRACE_S:.0f} s after its start")
     elif timed_out:
@@ -1311,7 +1314,8 @@ def render_table(report: dict[str, Any]) -> str:
     lines.append("")
     for name in SECTIONS:
         section = report[name]
-        lines.append(f"- {name}: {section.get('status')}" + (f" in {section['seconds']} s" if "seconds" in section else ""))
+        took = f" in {section['seconds']} s" if "seconds" in section else ""
+        lines.append(f"- {name}: {section.get('status')}{took}")
         for key, label in (("errors", "error"), ("skipped", "skipped"), ("notes", "note")):
             for text in section.get(key, []):
                 lines.append(f"  - {label}: {text}")
@@ -1349,16 +1353,16 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         forwards = data.get("forward_s", {})
         if forwards:
             gbca = forwards.get("GBCA (bias + injection)", {}).get("ratio_vs_diffusers")
-            rows.append(["flux", f"{variant}: one transformer forward, GBCA / diffusers' processors", _fmt(gbca, "×", 3),
-                         _goal(gbca, goals["gbca_ratio"], "×")])
+            rows.append(["flux", f"{variant}: one transformer forward, GBCA / diffusers' processors",
+                         _fmt(gbca, "×", 3), _goal(gbca, goals["gbca_ratio"], "×")])
         for side, block in data.get("followups", {}).items():
             configs = block.get("configs", {})
             page = configs.get("gbca_capture")
             if page:
                 s = page["s_per_followup"]["median"]
                 goal = goals["flux_nf4_256_s"] if (variant == "nf4" and str(side) == "256") else None
-                rows.append(["flux", f"{variant} {side}²: s per follow-up (GBCA + capture, {block.get('steps')} steps)",
-                             _fmt(s, " s"), _goal(s, goal, " s")])
+                what = f"{variant} {side}²: s per follow-up (GBCA + capture, {block.get('steps')} steps)"
+                rows.append(["flux", what, _fmt(s, " s"), _goal(s, goal, " s")])
                 gb_goal = goals["flux_nf4_256_gb"] if goal is not None else None
                 rows.append(["flux", f"{variant} {side}²: peak GPU memory", _fmt(page.get("peak_gb"), " GB"),
                              _goal(page.get("peak_gb"), gb_goal, " GB")])
@@ -1369,9 +1373,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
             if "capture_overhead" in configs:
                 rows.append(["flux", f"{variant} {side}²: capture overhead (GBCA + capture / GBCA)",
                              _fmt(configs["capture_overhead"], "×", 3), "—"])
-    if flux.get("loader"):
-        rows.append(["flux", "loader: from_pretrained (shallow) + generate",
-                     f"{'ok' if flux['loader'].get('ok') else 'FAIL'} (load {_fmt(flux['loader'].get('load_s'), ' s', 1)})", "—"])
+    rows += _loader_row("flux", flux, "from_pretrained (shallow) + generate")
     qwen = report["qwen"]
     for name, block in qwen.get("ground", {}).items():
         warm = block.get("warm")
@@ -1379,12 +1381,11 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         tokens = (warm or block.get("cold", {})).get("max_new_tokens", "?")
         label = "warm" if warm else "cold"
         goal = goals["qwen_warm_s"] if name == "typical" and warm else None
-        rows.append(["qwen", f"/ground {label}, ≤ {tokens} new tokens ({name})", _fmt(value, " s"), _goal(value, goal, " s")])
+        rows.append(["qwen", f"/ground {label}, ≤ {tokens} new tokens ({name})", _fmt(value, " s"),
+                     _goal(value, goal, " s")])
         peak = (warm or {}).get("runs", [{}])[-1].get("peak_gb") if warm else block.get("cold", {}).get("peak_gb")
         rows.append(["qwen", f"/ground peak GPU memory ({name})", _fmt(peak, " GB"), "—"])
-    if qwen.get("loader"):
-        rows.append(["qwen", "loader: QwenPointModel.load (shallow) + ask",
-                     f"{'ok' if qwen['loader'].get('ok') else 'FAIL'} (load {_fmt(qwen['loader'].get('load_s'), ' s', 1)})", "—"])
+    rows += _loader_row("qwen", qwen, "QwenPointModel.load (shallow) + ask")
     emu3 = report["emu3"]
     follow = emu3.get("followups", {})
     for name in ("gbca_on", "gbca_off"):
@@ -1398,10 +1399,16 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     if "ratio_on_off" in follow:
         rows.append(["emu3", "sampling time GBCA on / off", _fmt(follow["ratio_on_off"], "×", 3),
                      _goal(follow["ratio_on_off"], goals["gbca_ratio"], "×")])
-    if emu3.get("loader"):
-        rows.append(["emu3", "loader: from_pretrained (shallow) + generate",
-                     f"{'ok' if emu3['loader'].get('ok') else 'FAIL'} (load {_fmt(emu3['loader'].get('load_s'), ' s', 1)})", "—"])
+    rows += _loader_row("emu3", emu3, "from_pretrained (shallow) + generate")
     return rows
+
+
+def _loader_row(name: str, section: dict, what: str) -> list[list[str]]:
+    loader = section.get("loader")
+    if not loader:
+        return []
+    verdict = "ok" if loader.get("ok") else "FAIL"
+    return [[name, f"loader: {what}", f"{verdict} (load {_fmt(loader.get('load_s'), ' s', 1)})", "—"]]
 
 
 def _grid(section: dict) -> str:
