@@ -183,7 +183,7 @@ def gpu_section(args) -> None:
         print("GPU section skipped: no CUDA device here.")
         return
     if importlib.util.find_spec("bitsandbytes") is None:
-        print("GPU section skipped: bitsandbytes is not installed (pip install -r requirements-gpu.txt).")
+        print("GPU section skipped: bitsandbytes is not installed (pip install -r requirements.txt).")
         return
     from legend_demo.engines.ar import LeGendAREngine
     from legend_demo.engines.base import GenerationRequest

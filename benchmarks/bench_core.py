@@ -305,7 +305,7 @@ def run_gpu(args: argparse.Namespace) -> None:
         torch.cuda.synchronize()
         wall = time.perf_counter() - t0
         peak = torch.cuda.max_memory_allocated() / 2**20
-        return {"invert": out["timings_s"]["invert"], "denoise": out["timings_s"]["denoise"], "total": wall, "peak MiB": peak}
+        return {"invert": out.timings_s["invert"], "denoise": out.timings_s["denoise"], "total": wall, "peak MiB": peak}
 
     med = medians(time_interleaved(run_one, args.gpu_repeats))
     weights = torch.cuda.memory_allocated() / 2**20

@@ -187,7 +187,14 @@ def test_quantization_configs_keep_the_tokenizer_and_head_unquantized():
     nf4, int8 = bnb_config("nf4"), bnb_config("int8")
     assert nf4.load_in_4bit and nf4.bnb_4bit_quant_type == "nf4" and nf4.bnb_4bit_compute_dtype == torch.bfloat16
     assert int8.load_in_8bit and bnb_config(None) is None
-    assert nf4.llm_int8_skip_modules == int8.llm_int8_skip_modules == ["vqmodel", "lm_head"]
+    assert nf4.llm_int8_skip_modules == int8.llm_int8_skip_modules
+    from transformers.quantizers.quantizers_utils import should_convert_module
+
+    model, _ = tiny_emu3()
+    linear = [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    kept = {name for name in linear if not should_convert_module(name, nf4.llm_int8_skip_modules)}
+    tokenizer_and_head = {name for name in linear if name.startswith("model.vqmodel.") or name == "lm_head"}
+    assert tokenizer_and_head and kept == tokenizer_and_head  # transformers' own rule keeps exactly these
 
 
 def test_free_vram_check_refuses_with_the_numbers(monkeypatch):

@@ -65,7 +65,7 @@ def bnb_config(kind: str | None):
         return None
     from transformers import BitsAndBytesConfig
 
-    skip = ["vqmodel", "lm_head"]
+    skip = ["model.vqmodel", "lm_head"]  # full module names: transformers matches a pattern from the name's start
     if kind == "nf4":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                                   llm_int8_skip_modules=skip)
@@ -275,7 +275,7 @@ class LeGendAREngine(Engine):
             if not device.startswith("cuda"):
                 raise EngineUnavailableError(f"{quantization} loading needs a CUDA GPU (device={device})")
             if importlib.util.find_spec("bitsandbytes") is None:
-                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements-gpu.txt")
+                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements.txt")
         for name, extra in (("LoRA", lora), ("GBCA weights", gbca_weights)):
             if extra is not None and not Path(extra).exists():
                 raise EngineUnavailableError(f"{name} not found: {public_name(extra)}")
@@ -377,7 +377,7 @@ def availability() -> tuple[bool, str]:
     if not torch.cuda.is_available() and not settings.get(ALLOW_CPU_ENV):
         return False, "Emu3-Gen (8B parameters) needs a CUDA GPU; none is visible"
     if torch.cuda.is_available() and importlib.util.find_spec("bitsandbytes") is None:
-        return False, "4-bit Emu3-Gen needs bitsandbytes: pip install -r requirements-gpu.txt"
+        return False, "4-bit Emu3-Gen needs bitsandbytes: pip install -r requirements.txt"
     where = env if settings.get(env) else f"checkpoints/{folder}/"
     return True, f"Emu3-Gen from {where}" + (" + LeGend AR LoRA" if checkpoint_path("ar_lora") else " (no LoRA)")
 

@@ -105,7 +105,7 @@ class LeGendDiffusionEngine(DualPathEngine):
             if not device.startswith("cuda"):
                 raise EngineUnavailableError(f"{quantization} loading needs a CUDA GPU (device={device})")
             if importlib.util.find_spec("bitsandbytes") is None:
-                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements-gpu.txt")
+                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements.txt")
         if device.startswith("cuda"):
             check_free_vram(quantization)
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)

@@ -15,10 +15,9 @@ from ..engines.base import Engine, GenerationCancelled, GenerationRequest, Gener
 from ..engines.registry import load_engine
 from ..image_io import LoadedImage
 from ..points import LesionPoint
-from .gpu import gpu_task
+from .gpu import generation_seconds, gpu_task
 
 MAX_SAMPLES = 8
-GPU_SECONDS = 120  # ZeroGPU reservation per Generate click
 SAMPLE_NOISE_MIX = 0.25  # η used when K > 1: inversion is deterministic, so seeds only differ through fresh noise
 
 Reporter = Callable[[float, str], None]  # (fraction done in [0, 1], description)
@@ -108,7 +107,7 @@ def build_requests(image: LoadedImage, params: GenerateParams) -> list[Generatio
     return requests
 
 
-@gpu_task(duration=GPU_SECONDS)
+@gpu_task(duration=generation_seconds)  # ZeroGPU reservation from the click's engine, steps, K
 def run_generation(
     image: LoadedImage, params: GenerateParams, report: Reporter | None = None, cancel: threading.Event | None = None,
 ) -> GenerationBundle:
