@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow  # reader-study CLI and databases: the slow tier (
 
 def test_cli_round_trip_demo_create_reader_summary(tmp_path, capsys):
     demo, db = tmp_path / "demo", tmp_path / "s.db"
-    assert main(["study", "demo-manifest", "--out", str(demo)]) == 0
+    assert main(["study", "demo-manifest", "--out", str(demo), "--drawings"]) == 0
     assert main(["study", "create", "--manifest", str(demo), "--db", str(db), "--pair-mode", "--allow-changes"]) == 0
     assert main(["study", "create", "--manifest", str(demo), "--db", str(db)]) == 2  # never overwrite a study
     assert "already holds a study" in capsys.readouterr().err
@@ -38,7 +38,7 @@ def test_missing_candidates_are_generated_and_marked_synthetic(tmp_path):
     if not info.available:
         pytest.skip(f"tiny-random engine unavailable: {info.reason}")
     demo, db = tmp_path / "demo", tmp_path / "s.db"
-    main(["study", "demo-manifest", "--out", str(demo)])
+    main(["study", "demo-manifest", "--out", str(demo), "--drawings"])
     (demo / "manifest.json").unlink()  # pair folders: real follow-up + baseline; add a generated candidate per case
     assert main(["study", "create", "--manifest", str(demo), "--db", str(db), "--generate", "--engine", "tiny-random",
                  "--generate-source", "tiny-random"]) == 0
@@ -51,7 +51,7 @@ def test_missing_candidates_are_generated_and_marked_synthetic(tmp_path):
 
 def test_path_less_candidate_without_generate_is_refused(tmp_path, capsys):
     demo = tmp_path / "demo"
-    main(["study", "demo-manifest", "--out", str(demo)])
+    main(["study", "demo-manifest", "--out", str(demo), "--drawings"])
     (demo / "manifest.json").unlink()
     code = main(["study", "create", "--manifest", str(demo), "--db", str(tmp_path / "s.db"), "--generate-source", "x"])
     assert code == 2 and "--generate-source needs --generate" in capsys.readouterr().err

@@ -113,6 +113,28 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE candidates ADD COLUMN sha256 TEXT;
     ALTER TABLE study DROP COLUMN ui_secret;
     """,
+    # 3: a reader's unsubmitted answers per case (kept across reloads and logins) and the time each case was on
+    # screen in an active page (legend_demo.study.timing), summed over every page that showed it.
+    """
+    CREATE TABLE drafts (
+        reader_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        answers TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (reader_id, position),
+        FOREIGN KEY (reader_id, position) REFERENCES slots(reader_id, position) ON DELETE CASCADE
+    );
+    CREATE TABLE case_time (
+        reader_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        active_s REAL NOT NULL DEFAULT 0 CHECK (active_s >= 0),
+        first_shown REAL NOT NULL,
+        last_report REAL NOT NULL,
+        reports INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (reader_id, position),
+        FOREIGN KEY (reader_id, position) REFERENCES slots(reader_id, position) ON DELETE CASCADE
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
