@@ -76,7 +76,7 @@ def mean_bootstrap_interval(values: Sequence[float], confidence: float = 0.95, *
         raise ValueError(f"ratings must lie on the {scale[0]:g}–{scale[1]:g} scale, got {sorted(set(x.tolist()))}")
     mean = float(x.mean())
     if n < min_n:
-        return Estimate(mean, math.nan, math.nan, n, "bootstrap", f"too few for an interval (needs {min_n})")
+        return Estimate(mean, math.nan, math.nan, n, "bootstrap", "too few for an interval")
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, n, size=(resamples, n))].mean(axis=1)  # (resamples,)
     alpha = (1.0 - confidence) / 2

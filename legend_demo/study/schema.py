@@ -131,6 +131,7 @@ MIGRATIONS: tuple[str, ...] = (
         first_shown REAL NOT NULL,
         last_report REAL NOT NULL,
         reports INTEGER NOT NULL DEFAULT 0,
+        recent_reports TEXT NOT NULL DEFAULT '[]',
         PRIMARY KEY (reader_id, position),
         FOREIGN KEY (reader_id, position) REFERENCES slots(reader_id, position) ON DELETE CASCADE
     );

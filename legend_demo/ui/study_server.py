@@ -30,6 +30,7 @@ from ..study.sessions import SessionPolicy, close_session, find_session
 from ..study.studies import study_settings
 from ..study.throttle import ThrottlePolicy
 from .study_app import STUDY_CSS, build_study_app
+from .study_exports import add_export_routes
 
 API_PREFIX = "/gradio_api"
 SECURITY_HEADERS = {
@@ -114,7 +115,10 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
                 response: Response = (RedirectResponse("login", status_code=303) if path == "" and request.method == "GET"
                                       else JSONResponse({"detail": "Not authenticated"}, status_code=401))
                 return _secured(response)
-        return _secured(await call_next(request))
+        response = _secured(await call_next(request))
+        if path == "":  # the study page is never kept: Back after logging out asks again and lands on the login form
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request, bye: int = 0) -> Response:
@@ -146,6 +150,7 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         session = await session_of(request)
         return None if session is None else (session.role if session.role == "admin" else f"reader-{session.reader_id}")
 
+    add_export_routes(app, db_path, cookie, policy)  # the admin's downloads (legend_demo.ui.study_exports)
     blocks = build_study_app(db_path, cookie, policy)
     return gr.mount_gradio_app(
         app, blocks, path="/", auth_dependency=current_user, run_history=False, footer_links=["gradio", "settings"],
