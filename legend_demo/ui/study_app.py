@@ -298,8 +298,7 @@ class StudyScreens:
         missing = {f"{side}_{q}" for side, values_ in zip("ab", sides) for q in missing_answers(values_)}
         if missing:
             message = "⚠️ " + " ".join(_missing_text(v, label) for v, label in zip(sides, labels) if missing_answers(v))
-            return {"message": message, **self._marks(missing),
-                    "helper": {**self._helper(session.reader_id, position, "missing"), "key": self._reader_key(session.reader_id)}}
+            return {"message": message, **self._marks(missing), "helper": self._helper(session.reader_id, position, "missing")}
         try:
             seconds = active_seconds(conn, session.reader_id, position)
             ratings = [rating_from(v, comment, seconds, label) for v, label in zip(sides, labels)]
@@ -318,9 +317,9 @@ class StudyScreens:
         return self._current(conn, session, "Saved." if position == upcoming else "Change saved.", "saved", saved_number)
 
     def _marks(self, missing: set[str]) -> dict:
-        """Each unanswered question marked where it is (outline and ⚠ in its label); answered ones unmarked."""
-        return {key: gr.update(elem_classes=QUESTION_CLASSES + (["study-missing"] if key in missing else []),
-                               label=("⚠ " if key in missing else "") + QUESTION_LABELS[int(key[2])])
+        """Each unanswered question marked where it is (outline, and ⚠ before its label: static/study.css);
+        answered ones unmarked. Only classes travel: no label text, nothing that could echo a source name."""
+        return {key: gr.update(elem_classes=QUESTION_CLASSES + (["study-missing"] if key in missing else []))
                 for key in WIDGET_KEYS}
 
     def _revise(self, conn: sqlite3.Connection, session: Session, position: Any) -> dict:
@@ -391,8 +390,7 @@ def case_screen(screen: Screen, pair_mode: bool, message: str = "", draft: Draft
         values.update({f"a_{q}": v for q, v in enumerate(draft.a)})
         values.update({f"b_{q}": v for q, v in enumerate(draft.b)})
         values["comment"] = draft.comment
-    unmarked = {k: gr.update(value=values[k], elem_classes=QUESTION_CLASSES, label=QUESTION_LABELS[int(k[2])])
-                for k in WIDGET_KEYS}
+    unmarked = {k: gr.update(value=values[k], elem_classes=QUESTION_CLASSES) for k in WIDGET_KEYS}
     return {**values, **unmarked, "message": message, "case_box": gr.update(visible=True), "done": gr.update(visible=False),
             "signed_out": gr.update(visible=False), "admin_box": gr.update(visible=False),
             "progress": f"**{view.progress_label}**", "images": case_viewer(screen.pngs, pair_mode),
