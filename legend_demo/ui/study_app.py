@@ -84,9 +84,9 @@ def instructions(allow_changes: bool, pair_mode: bool) -> str:
               "**Submitted answers are final**: there is no way back to an earlier case.")
     return f"""
 **What you rate.** Each case shows a *prior* chest radiograph, the *progression text* (what changed since the prior,
-as a report would say it) and {followups}. A follow-up is either **real** — a radiograph of the same patient taken
-later (in the demo study: rendered from a CT with the change built in) — or **synthetic**: made by an
-image-generation program from the prior and the text. You are never told which; judge it as you would a film.
+as a report would say it) and {followups}. A follow-up is either **real** — the reference follow-up the study team
+holds: a later radiograph of the same patient (in the built-in demo study, one rendered from a CT with the change
+built in) — or **synthetic**: made by an image-generation program from the prior and the text. You are never told which; judge it as you would a film.
 
 | Question | 1 | 2 | 3 | 4 | 5 |
 |---|---|---|---|---|---|
