@@ -90,5 +90,7 @@ def load_draft(conn: sqlite3.Connection, reader_id: int, position: int) -> Draft
 
 def discard_draft(conn: sqlite3.Connection, reader_id: int, position: int) -> None:
     """Forget the draft of a case (after its ratings were committed)."""
+    if not conn.execute("SELECT 1 FROM drafts WHERE reader_id = ? AND position = ?", (reader_id, position)).fetchone():
+        return
     with transaction(conn):
         conn.execute("DELETE FROM drafts WHERE reader_id = ? AND position = ?", (reader_id, position))

@@ -114,7 +114,8 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE study DROP COLUMN ui_secret;
     """,
     # 3: a reader's unsubmitted answers per case (kept across reloads and logins) and the time each case was on
-    # screen in an active page (legend_demo.study.timing), summed over every page that showed it.
+    # screen in an active page (legend_demo.study.timing), summed over every page that showed it; the sessions'
+    # shown_position / shown_at columns are no longer used (time per case lives in case_time).
     """
     CREATE TABLE drafts (
         reader_id INTEGER NOT NULL,

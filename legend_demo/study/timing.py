@@ -30,6 +30,8 @@ RECENT_REPORTS = 32  # report ids remembered per case: a resent report is counte
 def start_case(conn: sqlite3.Connection, reader_id: int, position: int, now: float | None = None) -> None:
     """Note when a case was first shown to the reader (kept across reloads and logins)."""
     now = time.time() if now is None else now
+    if conn.execute("SELECT 1 FROM case_time WHERE reader_id = ? AND position = ?", (reader_id, position)).fetchone():
+        return  # shown before: nothing to write (a page load stays read-only)
     with transaction(conn):
         conn.execute("INSERT OR IGNORE INTO case_time (reader_id, position, first_shown, last_report) VALUES (?, ?, ?, ?)",
                      (reader_id, position, now, now))

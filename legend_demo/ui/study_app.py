@@ -20,6 +20,7 @@ import html
 import secrets
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -177,11 +178,19 @@ def _study_band_rows(image) -> int:
     """Rows of the study label band at the bottom of a served image (0 when it carries none)."""
     import numpy as np
 
-    from ..export import label_band
-
-    band = np.round(label_band(image.shape[1], STUDY_LABEL) * 255).astype(np.uint8)
+    band = _study_band(image.shape[1])
     rows = band.shape[0]
     return rows if rows < image.shape[0] and np.array_equal(image[-rows:], band) else 0
+
+
+@lru_cache(maxsize=8)
+def _study_band(width: int):
+    """The study band of a served image of this width, as uint8 pixels (legend_demo.study.images draws it)."""
+    import numpy as np
+
+    from ..export import label_band
+
+    return np.round(label_band(width, STUDY_LABEL) * 255).astype(np.uint8)
 
 
 class StudyScreens:
@@ -285,7 +294,7 @@ class StudyScreens:
         return {**_blank(), "message": message, "case_box": gr.update(visible=False), "signed_out": gr.update(visible=False),
                 "admin_box": gr.update(visible=False), "done": gr.update(visible=True, value=text),
                 "progress": f"**{done} of {total} cases rated**",
-                "helper": {**self._helper(reader_id, 0, "done" if event == "saved" else event)}}
+                "helper": self._helper(reader_id, 0, "done" if event == "saved" else event)}
 
     def _submit(self, conn: sqlite3.Connection, session: Session, position: Any, values: list[Any]) -> dict:
         if session.role != "reader":
@@ -473,6 +482,7 @@ def build_study_app(db_path: str | Path, cookie_name: str, policy: SessionPolicy
     finally:
         conn.close()
     ui = StudyUI(str(db_path), cookie_name, policy or SessionPolicy.from_env(), settings.pair_mode, settings.allow_changes)
+    from ..grounding import lung_fields, orientation  # noqa: F401,PLC0415 - loaded now, not on the first reader's screen
     with gr.Blocks(title=f"Reader study — {settings.name}", fill_width=True) as app:
         _layout(app, StudyScreens(ui), ui)
     app.queue(max_size=256, default_concurrency_limit=8)
