@@ -151,7 +151,7 @@ def test_formula_cells_are_neutralised_in_csv_and_imrmc_exports(tmp_path):
     assert [safe_cell(v) for v in ("=1+1", "+1", "-2", "@SUM(A1)", "\tx", "\rx", "fine", 3, -1.5, None)] == \
         ["'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", "'\rx", "fine", 3, -1.5, None]
     demo, db = tmp_path / "demo", tmp_path / "s.db"
-    assert main(["study", "demo-manifest", "--out", str(demo)]) == 0
+    assert main(["study", "demo-manifest", "--out", str(demo), "--drawings"]) == 0
     assert main(["study", "create", "--manifest", str(demo / "manifest.json"), "--db", str(db), "--seed", "1"]) == 0
     assert main(["study", "add-reader", "--db", str(db), "--name", "=cmd|' /C calc'!A0", "--password", "reader-password"]) == 0
     conn = connect(db)

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
     export.add_argument("--db", required=True)
     export.add_argument("--out", required=True, help="CSV file to write")
     export.add_argument("--imrmc", default=None, help="also write an iMRMC input file for the real-vs-synthetic task")
+    export.add_argument("--imrmc-key", default=None,
+                        help="key file mapping iMRMC's reader/case/modality numbers back (default: <imrmc name>.key.csv)")
     export.set_defaults(func=_export)
 
     summary = actions.add_parser("summary", help="per-source means with 95%% CIs, Turing-test accuracy, agreement")
@@ -53,8 +55,13 @@ def register(subparsers) -> None:
     unlock.add_argument("--name", required=True, help="the name as typed at login (reader name or admin)")
     unlock.set_defaults(func=_unlock)
 
-    demo = actions.add_parser("demo-manifest", help="write a small ready-made study of SYNTHETIC chest drawings")
+    demo = actions.add_parser("demo-manifest", help="write a small ready-made study: rendered pairs vs the default engine")
     demo.add_argument("--out", required=True, help="folder to write (pair folders + manifest.json)")
+    demo.add_argument("--cases", type=int, default=4, help="pairs to render (each gives a real and a synthetic follow-up)")
+    demo.add_argument("--size", type=int, default=256, help="rendered film size in pixels")
+    demo.add_argument("--seed", type=int, default=0, help="generator seed (same seed, same pairs)")
+    demo.add_argument("--engine", default=None, help="engine for the synthetic follow-ups (default: the app's default)")
+    demo.add_argument("--drawings", action="store_true", help="instead: seconds-fast cartoon drawings with a blurred baseline")
     demo.set_defaults(func=_demo)
 
 
@@ -96,43 +103,57 @@ def _add_reader(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ..study.db import connect
-    from ..study.export import export_csv, export_imrmc
+    from ..study.export import default_key_path, export_csv, export_imrmc
 
     with closing(connect(args.db)) as conn:
         rows = export_csv(conn, args.out)
         print(f"wrote {rows} ratings to {args.out}")
         if args.imrmc:
-            scores = export_imrmc(conn, args.imrmc)
-            print(f"wrote iMRMC input with {scores} reader scores to {args.imrmc}")
+            key = args.imrmc_key or default_key_path(args.imrmc)
+            scores = export_imrmc(conn, args.imrmc, key)
+            print(f"wrote iMRMC input with {scores} reader scores to {args.imrmc} (ids explained in {key})")
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
     from ..study.db import connect
-    from ..study.summary import summarise
+    from ..study.summary import reader_progress, summarise
 
     with closing(connect(args.db)) as conn:
-        summary = summarise(conn)
+        summary, progress = summarise(conn), reader_progress(conn)
     if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+        print(json.dumps({**summary.to_dict(), "reader_progress": progress}, indent=2))
         return 0
     print(format_summary(summary))
+    print()
+    print(format_rows(progress) if progress else "no readers yet")
     return 0
 
 
 def format_summary(summary) -> str:
-    """Plain-text table of the summary (means with 95% CIs)."""
-    rows = summary.table()
-    lines = [f"readers: {summary.readers}   ratings: {summary.ratings}   overall Turing-test accuracy: {summary.turing_accuracy.as_text()}"]
-    if rows:
-        headers = list(rows[0])
-        widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
-        lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
-        lines += ["  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths)) for r in rows]
+    """Plain-text tables of the summary (means with 95% bootstrap intervals inside the scale, n per source)."""
+    from ..study.summary import METHODS_NOTE
+
+    lines = [f"readers: {summary.readers}   ratings: {summary.ratings}   overall Turing-test accuracy: "
+             f"{summary.turing_accuracy.as_text(with_n=True)}"]
+    for rows in (summary.table(), summary.answers_table()):
+        if rows:
+            lines += ["", format_rows(rows)]
     kappa = summary.fleiss_kappa_real_vs_synthetic
+    lines.append("")
     lines.append(f"Fleiss' kappa (real/synthetic call, {summary.agreement_candidates} images read by every reader): "
                  + ("–" if kappa != kappa else f"{kappa:.3f}"))
     lines.append("ICC(2,1): " + ", ".join(f"{k} " + ("–" if v != v else f"{v:.3f}") for k, v in summary.icc_2_1.items()))
+    lines.append(METHODS_NOTE)
+    return "\n".join(lines)
+
+
+def format_rows(rows: list[dict]) -> str:
+    """Rows of equal keys as a plain-text table with padded columns."""
+    headers = list(rows[0])
+    widths = [max(len(h), *(len(str(r[h])) for r in rows)) for h in headers]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths))]
+    lines += ["  ".join(str(r[h]).ljust(w) for h, w in zip(headers, widths)) for r in rows]
     return "\n".join(lines)
 
 
@@ -164,9 +185,14 @@ def _unlock(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from ..study.demo import write_demo_study
+    from ..study.demo import write_demo_study, write_rendered_demo
 
-    manifest = write_demo_study(args.out)
-    print(f"wrote a demo study of SYNTHETIC drawings to {manifest}")
+    if args.drawings:
+        manifest = write_demo_study(args.out)
+        print(f"wrote a demo study of SYNTHETIC drawings to {manifest}")
+    else:
+        manifest = write_rendered_demo(args.out, cases=args.cases, size=args.size, seed=args.seed, engine=args.engine,
+                                       log=lambda line: print(line, file=sys.stderr))
+        print(f"wrote a demo study of {args.cases} rendered pair(s) and engine-made follow-ups to {manifest}")
     print(f"next: python -m legend_demo study create --manifest {manifest} --db study.db --admin-password <choose one>")
     return 0

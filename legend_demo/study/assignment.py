@@ -1,4 +1,5 @@
-"""Each reader's blinded reading order: seeded per reader and study, with real and synthetic evenly spread."""
+"""Each reader's blinded reading order: seeded per reader and study, real and synthetic evenly spread, and two
+follow-ups of one prior kept far apart."""
 from __future__ import annotations
 
 import hashlib
@@ -45,11 +46,53 @@ def _chunk(items: list, index: int, count: int) -> list:
 
 
 def single_slots(candidates: list[sqlite3.Row], seed: int) -> list[Slot]:
-    """One slot per candidate; order balanced between real and synthetic."""
-    real = [(c["case_id"], c["id"]) for c in candidates if c["is_real"]]
-    synthetic = [(c["case_id"], c["id"]) for c in candidates if not c["is_real"]]
-    order = balanced_shuffle(real, synthetic, random.Random(seed))
-    return [Slot(case_id, (candidate_id,)) for case_id, candidate_id in order]
+    """One slot per candidate, in rounds: the first round shows one candidate of every case, the next round
+    another, and so on, so two follow-ups of one prior never come close together (at least half a round apart,
+    when the case counts allow). Each case shows its real candidate first in about half the cases, and every
+    round is balanced between real and synthetic."""
+    rng = random.Random(seed)
+    by_case: dict[int, list[tuple[int, int, bool]]] = {}
+    for c in candidates:
+        by_case.setdefault(c["case_id"], []).append((c["case_id"], c["id"], bool(c["is_real"])))
+    cases = sorted(by_case)
+    real_first = [i % 2 == 0 for i in range(len(cases))]
+    rng.shuffle(real_first)
+    rounds: list[list[tuple[int, int, bool]]] = []
+    for case_id, flag in zip(cases, real_first):
+        items = by_case[case_id][:]
+        rng.shuffle(items)
+        items.sort(key=lambda item: item[2] != flag)  # stable: the real one first (or last), the rest shuffled
+        for index, item in enumerate(items):
+            if index == len(rounds):
+                rounds.append([])
+            rounds[index].append(item)
+    first = rounds[0] if rounds else []
+    order = balanced_shuffle([i for i in first if i[2]], [i for i in first if not i[2]], rng)
+    min_gap = max(1, -(-len(first) // 2))
+    for later in rounds[1:]:
+        order += _spread_round(later, order, min_gap, rng)
+    return [Slot(case_id, (candidate_id,)) for case_id, candidate_id, _ in order]
+
+
+def _spread_round(items: list[tuple[int, int, bool]], before: list[tuple[int, int, bool]], min_gap: int,
+                  rng: random.Random) -> list[tuple[int, int, bool]]:
+    """Order one later round so each item comes ≥ min_gap slots after its case's previous slot (or as late as
+    possible), choosing real or synthetic to keep the running mix close to the round's."""
+    last_seen = {item[0]: index for index, item in enumerate(before)}
+    share = sum(item[2] for item in items) / max(1, len(items))
+    remaining, placed, reals = items[:], [], 0
+    while remaining:
+        here = len(before) + len(placed)
+        eligible = [i for i in remaining if here - last_seen.get(i[0], -min_gap) >= min_gap]
+        if not eligible:
+            eligible = [max(remaining, key=lambda i: here - last_seen.get(i[0], -min_gap))]
+        drift = reals - share * len(placed)  # real slots so far minus the round's share of them
+        preferred = eligible if abs(drift) < 1 else [i for i in eligible if i[2] == (drift < 0)] or eligible
+        item = rng.choice(preferred)
+        remaining.remove(item)
+        placed.append(item)
+        reals += item[2]
+    return placed
 
 
 def pair_slots(candidates: list[sqlite3.Row], seed: int) -> list[Slot]:

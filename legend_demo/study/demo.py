@@ -1,4 +1,12 @@
-"""A small ready-made study of SYNTHETIC chest drawings, so anyone can try reader-study mode (never patient data)."""
+"""Ready-made demo studies (never patient data).
+
+* write_rendered_demo — the demo a reader can take seriously: pairs rendered by the synthetic-data generator
+  (legend_demo.synth: digitally reconstructed radiographs of one real chest CT with a change inserted in 3D) give
+  each case its prior and its "real" follow-up, and the app's default engine makes the "synthetic" follow-up from
+  the same prior and progression text, exactly as `study create --generate` does (saved marked SYNTHETIC).
+* write_demo_study — a seconds-fast study of drawn chest cartoons with a blurred "baseline" candidate, for tests
+  and a first look at the pages (`demo-manifest --drawings`).
+"""
 from __future__ import annotations
 
 import json
@@ -61,4 +69,54 @@ def write_demo_study(out_dir: str | Path) -> Path:
     }
     path = out / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+RENDERED_NAME = "LeGend demo reader study (rendered pairs vs the default engine)"
+PAIRS_DIR = "pairs"  # the generator's pair folders (with its own manifest.json, masks and change records)
+RENDERED_SOURCE_REAL = "real"  # the generator's own follow-up: the change as it was inserted in 3D
+
+
+def write_rendered_demo(out_dir: str | Path, *, cases: int = 4, size: int = 256, seed: int = 0, engine: str | None = None,
+                        log=lambda line: None) -> Path:
+    """Render `cases` reference/follow-up pairs (legend_demo.synth, every kind of change, none unchanged), then make a
+    synthetic follow-up of each prior with `engine` (default: the app's default engine); return manifest.json.
+
+    Each case has two candidates — the rendered follow-up as "real" and the engine's as "synthetic" — so a reader
+    judges a generated change against a physically rendered one of the same prior and text. The study's reading
+    order keeps the two follow-ups of one prior far apart (legend_demo.study.assignment); `--pair-mode` shows them
+    side by side instead."""
+    from ..engines.registry import default_engine_name, load_engine
+    from ..synth.dataset import SynthConfig, generate_dataset
+    from .generate import generate_missing
+    from .manifest import CandidateSpec, CaseSpec, Manifest
+
+    if not 1 <= cases <= 200:
+        raise ValueError(f"--cases must be from 1 to 200, got {cases}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    engine_name = engine or default_engine_name()
+    if engine_name is None:
+        load_engine(None)  # raises EngineUnavailableError with every engine's reason
+    log(f"rendering {cases} pair(s) at {size} px with the synthetic-data generator (seed {seed})")
+    pairs = generate_dataset(out / PAIRS_DIR, SynthConfig(n=cases, seed=seed, size=size, p_unchanged=0.0), workers=1,
+                             progress=False)["pairs"]
+    folder = {p["id"]: f"{PAIRS_DIR}/{p['folder']}" for p in pairs}
+    specs = tuple(
+        CaseSpec(p["id"], f"{folder[p['id']]}/{p['id']}-ref.png", p["description"], (
+            CandidateSpec(RENDERED_SOURCE_REAL, f"{folder[p['id']]}/{p['id']}-flu.png", True),
+            CandidateSpec(engine_name, None, False),
+        )) for p in pairs)
+    manifest = generate_missing(Manifest(RENDERED_NAME, out, specs, str(out)), engine_name, seed=seed, log=log)
+    data = {
+        "name": RENDERED_NAME,
+        "note": (f"Every image is SYNTHETIC: priors and 'real' follow-ups are rendered by legend_demo.synth from one "
+                 f"chest CT (seed {seed}); the '{engine_name}' follow-ups were made by that engine from the same priors "
+                 "and texts. Not patient data."),
+        "cases": [{"id": c.key, "prior": c.prior, "text": c.text,
+                   "candidates": [{"source": d.source, "path": d.path, "real": d.is_real} for d in c.candidates]}
+                  for c in manifest.cases],
+    }
+    path = out / "manifest.json"
+    path.write_text(json.dumps(data, indent=2))
     return path

@@ -1,7 +1,9 @@
 """What a reader sees: their next usable unrated case (blinded: no source, no candidate id) and their progress.
 
 A case whose files are missing, moved outside the study folder or changed since `study create` (SHA-256) is
-flagged (legend_demo.study.flags) and skipped for every reader, so one broken file never blocks a session.
+flagged (legend_demo.study.flags) and skipped for every reader, so one broken file never blocks a session. Every
+file of a case is checked before any of its screens is shown: a case is withdrawn whole, never after one of its
+follow-ups was rated.
 """
 from __future__ import annotations
 
@@ -83,6 +85,8 @@ def case_view(conn: sqlite3.Connection, reader_id: int, position: int) -> CaseVi
            WHERE i.reader_id = ? AND i.position = ? ORDER BY i.side""",
         (reader_id, position),
     ).fetchall()
+    for other in conn.execute("SELECT path, sha256 FROM candidates WHERE case_id = ?", (slot["id"],)).fetchall():
+        _checked(conn, slot["id"], other["path"], other["sha256"])  # a case is withdrawn whole, before any screen of it
     done, total = progress(conn, reader_id)
     return CaseView(
         position=position, total=total, prior=_checked(conn, slot["id"], slot["prior_path"], slot["prior_sha256"]),

@@ -127,6 +127,30 @@ MIGRATIONS: tuple[str, ...] = (
         value TEXT NOT NULL
     );
     """,
+    # 4 (issue 25): a reader's unsubmitted answers per case (kept across reloads and logins) and the time each case was on
+    # screen in an active page (legend_demo.study.timing), summed over every page that showed it; the sessions'
+    # shown_position / shown_at columns are no longer used (time per case lives in case_time).
+    """
+    CREATE TABLE drafts (
+        reader_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        answers TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (reader_id, position),
+        FOREIGN KEY (reader_id, position) REFERENCES slots(reader_id, position) ON DELETE CASCADE
+    );
+    CREATE TABLE case_time (
+        reader_id INTEGER NOT NULL,
+        position INTEGER NOT NULL,
+        active_s REAL NOT NULL DEFAULT 0 CHECK (active_s >= 0),
+        first_shown REAL NOT NULL,
+        last_report REAL NOT NULL,
+        reports INTEGER NOT NULL DEFAULT 0,
+        recent_reports TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (reader_id, position),
+        FOREIGN KEY (reader_id, position) REFERENCES slots(reader_id, position) ON DELETE CASCADE
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

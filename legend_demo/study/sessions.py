@@ -89,25 +89,3 @@ def purge_expired(conn: sqlite3.Connection, policy: SessionPolicy, now: float | 
     with transaction(conn):
         return conn.execute("DELETE FROM sessions WHERE last_seen < ? OR created_at < ?",
                             (now - policy.idle_s, now - policy.max_age_s)).rowcount
-
-
-def mark_shown(conn: sqlite3.Connection, session: Session, position: int) -> None:
-    """Record when this session first showed `position` (kept across page reloads of the same case)."""
-    with transaction(conn):
-        conn.execute(
-            "UPDATE sessions SET shown_position = ?, shown_at = ? WHERE token_hash = ? AND shown_position IS NOT ?",
-            (position, time.time(), session.token_hash, position),
-        )
-
-
-def shown_position(conn: sqlite3.Connection, session: Session) -> int | None:
-    row = conn.execute("SELECT shown_position FROM sessions WHERE token_hash = ?", (session.token_hash,)).fetchone()
-    return None if row is None else row["shown_position"]
-
-
-def seconds_on_case(conn: sqlite3.Connection, session: Session, position: int) -> float:
-    """Seconds since this session showed `position`; 0 if it never did."""
-    row = conn.execute("SELECT shown_position, shown_at FROM sessions WHERE token_hash = ?", (session.token_hash,)).fetchone()
-    if row is None or row["shown_position"] != position or row["shown_at"] is None:
-        return 0.0
-    return max(0.0, time.time() - row["shown_at"])

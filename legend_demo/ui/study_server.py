@@ -46,6 +46,7 @@ from .study_app import STUDY_CSS, build_study_app
 from .study_guards import (
     LOGIN_PAGE_CSP, MAX_GRADIO_BODY, BodyLimit, add_nonce, cross_site_reason, new_nonce, own_origin, page_csp,
 )
+from .study_exports import add_export_routes
 
 API_PREFIX = "/gradio_api"
 TRUSTED_PROXIES_ENV = "LEGEND_STUDY_TRUSTED_PROXIES"
@@ -154,7 +155,10 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         response = await call_next(request)
         if response.headers.get("content-type", "").startswith("text/html") and "content-security-policy" not in response.headers:
             response = await _with_nonce(response)
-        return _secured(response)
+        response = _secured(response)
+        if path == "":  # the study page is never kept: Back after logging out asks again and lands on the login form
+            response.headers["Cache-Control"] = "no-store"
+        return response
 
     def refused_cross_site(request: Request, action: str) -> Response | None:
         """403 (and one log line) when a login or logout was posted by a page of another origin."""
@@ -232,6 +236,7 @@ def create_study_server(db_path: str | Path, *, policy: SessionPolicy | None = N
         session = await session_of(request)
         return None if session is None else (session.role if session.role == "admin" else f"reader-{session.reader_id}")
 
+    add_export_routes(app, db_path, cookie, policy)  # the admin's downloads (legend_demo.ui.study_exports)
     blocks = build_study_app(db_path, cookie, policy)
     _quiet_choice_errors(blocks)
     app.add_middleware(BodyLimit, prefix=API_PREFIX, limit=MAX_GRADIO_BODY)

@@ -1,6 +1,7 @@
 // The results viewer (legend_demo/ui/viewer.py FilmViewer): two films of the result side by side, or one pane
 // flickering between them in place; the pair is chosen from value.pairs (prior ↔ follow-up, GBCA on ↔ off ...).
-// Value: {films: [{id, title, film, band, synthetic}], pairs: [[idA, idB, caption]], markers, presets, region, note}.
+// Value: {films: [{id, title, film, band, synthetic}], pairs: [[idA, idB, caption]], markers, presets, region, note,
+// fresh_view (optional: reset window/zoom whenever the films change)}.
 {
   const LV = window.LegendViewer;
   const host = element.querySelector('.lv-host');
@@ -59,6 +60,10 @@
     const v = value();
     stopAuto();
     if (v) {
+      // fresh_view (a reader study): every new set of films opens in the default window, zoom and pan
+      const keys = v.films.map((f) => f.film && f.film.key).join('|');
+      if (v.fresh_view && keys !== ui.keys) LV.resetView();
+      ui.keys = keys;
       const select = host.querySelector('.fv-pair');
       select.innerHTML = v.pairs.map((p, i) => `<option value="${i}">${LV.esc(p[2])}</option>`).join('');
       ui.pair = 0;

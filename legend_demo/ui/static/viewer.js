@@ -59,7 +59,9 @@ if (!window.LegendViewer) {
     const rgba = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
     const data = new Uint16Array(canvas.width * canvas.height);
     for (let i = 0; i < data.length; i++) data[i] = rgba[4 * i];
-    return {key: p.key, w: canvas.width, h: canvas.height, max: 255, data};
+    // fixed_rows: a label band at the bottom that window/level and invert leave as it is (always legible)
+    const fixed = Math.max(0, Math.min(canvas.height, Number(p.fixed_rows) || 0));
+    return {key: p.key, w: canvas.width, h: canvas.height, max: 255, data, fixed};
   };
 
   // ---- the page-wide view ----------------------------------------------------------------------------------
@@ -176,8 +178,9 @@ if (!window.LegendViewer) {
         const image = ctx.createImageData(this.film.w, this.film.h);
         const out = new Uint32Array(image.data.buffer);
         const data = this.film.data;
+        const windowed = (this.film.h - (this.film.fixed || 0)) * this.film.w;  // rows below: drawn as stored
         for (let i = 0; i < data.length; i++) {
-          const g = lut[data[i]];
+          const g = i < windowed ? lut[data[i]] : Math.round(255 * data[i] / max);
           out[i] = 0xff000000 | (g << 16) | (g << 8) | g;  // RGBA bytes, little-endian
         }
         ctx.putImageData(image, 0, 0);
