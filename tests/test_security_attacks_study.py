@@ -313,11 +313,10 @@ def test_the_study_page_works_under_its_content_security_policy(study, browser):
         # The form's own post names this origin, so browsers without Fetch Metadata log in too.
         assert posted[0].all_headers().get("origin") == study.origin
         page.locator("#study-images canvas").first.wait_for(timeout=20_000)
-        for group, answer in zip(["Realism", "Faithfulness", "Anatomical consistency", "Real or synthetic?",
-                                  "Confidence", "Change shown"], ["4", "3", "5 (excellent)", "Real", "2", "Yes"]):
-            page.locator("fieldset", has_text=group).first.get_by_label(answer, exact=True).check()
+        for q, answer in enumerate(["4 good", "3 acceptable", "5 excellent", "Real", "2 unsure", "Yes"]):
+            page.locator(f"#study-q-a-{q}").get_by_label(answer, exact=True).check()
         page.locator("#study-submit").click()
-        page.get_by_text("Case 2 of 8").wait_for(timeout=20_000)  # scripts, styles, images, the queue: all work
+        page.locator("#study-progress").get_by_text("Case 2 of 8").wait_for(timeout=20_000)  # scripts, styles, images, the queue: all work
         page.locator("#study-images canvas").first.wait_for(timeout=20_000)
         assert page.evaluate("window.__csp") == []  # nothing of the page was blocked
         page.evaluate("() => { const d = document.createElement('div');"
@@ -330,8 +329,8 @@ def test_the_study_page_works_under_its_content_security_policy(study, browser):
         admin.fill("#username", "admin")
         admin.fill("#password", ADMIN_PASSWORD)
         admin.click("#login-button")
-        admin.get_by_text("Study summary (admin)").wait_for(timeout=30_000)
-        admin.get_by_text("ratings:").first.wait_for(timeout=30_000)
+        admin.locator("#study-admin-title").wait_for(timeout=30_000)
+        admin.get_by_text("Readers: progress").first.wait_for(timeout=30_000)
         assert admin.evaluate("window.__csp") == []
     finally:
         context.close()
