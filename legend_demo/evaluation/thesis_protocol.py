@@ -110,7 +110,7 @@ class Networks:
     """The feature/classifier networks of one run, loaded once: XRV DenseNet, optional Inception and CLIP."""
 
     def __init__(self, metrics: tuple[str, ...], *, random_weights: bool = False, xrv_path: str | None = None,
-                 inception: bool = False, log=print):
+                 inception: bool = False, log=print, random_config=None):
         import torch
 
         from . import xrv_densenet
@@ -123,7 +123,8 @@ class Networks:
         self.xrv_source = None
         if CLASSIFIER_METRICS & set(metrics):
             if random_weights:
-                self.xrv, self.xrv_source = xrv_densenet.random_densenet(), "random weights (seed 0)"
+                config = random_config or xrv_densenet.DENSENET121  # tests pass a smaller DenseNet
+                self.xrv, self.xrv_source = xrv_densenet.random_densenet(config), "random weights (seed 0)"
             else:
                 model, file = xrv_densenet.load_densenet(xrv_path)
                 self.xrv, self.xrv_source = model, file.name

@@ -24,6 +24,7 @@ torchxrayvision package is not needed and no other code from the file runs), a p
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,7 +248,9 @@ def read_state_dict(file: Path) -> dict[str, torch.Tensor]:
     try:
         loaded = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        loaded = torch.load(file, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle)
+        with warnings.catch_warnings():  # the stand-ins' "source code changed" notes are expected
+            warnings.simplefilter("ignore")
+            loaded = torch.load(file, map_location="cpu", weights_only=False, pickle_module=_RestrictedPickle)
     except (RuntimeError, EOFError, OSError) as exc:
         raise ValueError(f"cannot read the weight file {file.name!r}: {str(exc).splitlines()[0]}") from None
     if isinstance(loaded, nn.Module):
@@ -278,8 +281,9 @@ def load_published_state(model: XRVDenseNet, state: dict[str, torch.Tensor], sou
 _TORCH_HELPERS = {("collections", "OrderedDict"), ("torch._utils", "_rebuild_tensor_v2"),
                   ("torch._utils", "_rebuild_tensor"), ("torch._utils", "_rebuild_parameter"),
                   ("torch._utils", "_rebuild_parameter_with_state"), ("torch.nn.parameter", "Parameter"),
-                  ("torch", "Size"), ("torch", "device"), ("builtins", "set"), ("copyreg", "_reconstructor"),
-                  ("builtins", "object")}
+                  ("torch", "Size"), ("torch", "device"), ("builtins", "set"), ("__builtin__", "set"),
+                  ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"), ("builtins", "object"),
+                  ("__builtin__", "object")}
 
 
 class _StandIn(nn.Module):
@@ -301,7 +305,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             if isinstance(found, type) and issubclass(found, nn.Module):
                 return found
             raise pickle.UnpicklingError(f"refusing {module}.{name} in a weight file")
-        if module.startswith("torch") or module in ("builtins", "os", "posix", "nt", "subprocess", "sys"):
+        if module in ("torch", "builtins", "__builtin__", "os", "posix", "nt", "subprocess", "sys") \
+                or module.startswith("torch."):
             raise pickle.UnpicklingError(f"refusing {module}.{name} in a weight file")
         return _StandIn
 
