@@ -350,3 +350,38 @@ def test_merge_is_the_same_for_any_number_of_shards():
         assert sharding.merge_indexed(list(reversed(parts))) == items
     with pytest.raises(ValueError, match="same item"):
         sharding.merge_indexed([[(0, "a")], [(0, "a")]])
+
+
+# --- Inception features (torchvision is not importable here: the glue runs on a stand-in) -----------------------
+
+def test_inception_is_skipped_with_one_line_without_torchvision(monkeypatch):
+    from legend_demo.evaluation.inception_features import load_inception
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import fails as it does with a mismatched build
+    extractor, reason = load_inception()
+    assert extractor is None and reason.startswith("Inception FID skipped: torchvision cannot be imported")
+    assert "\n" not in reason
+
+
+def test_inception_glue_on_a_stand_in_torchvision(monkeypatch, tmp_path):
+    from legend_demo.evaluation.inception_features import load_inception
+
+    class Stand(torch.nn.Module):  # what inception_v3 returns: a network with an `fc` head
+        def __init__(self):
+            super().__init__()
+            self.mix = torch.nn.Conv2d(3, 4, 1)
+            self.fc = torch.nn.Linear(4, 10)
+
+        def forward(self, x):
+            assert tuple(x.shape[1:]) == (3, 299, 299)
+            return self.fc(self.mix(x).mean((2, 3)))
+
+    fake = types.ModuleType("torchvision")
+    fake.models = types.SimpleNamespace(inception_v3=lambda **options: Stand())
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    torch.save(Stand().state_dict(), tmp_path / "inception_v3_google-0cc3c7bd.pth")
+    extractor, reason = load_inception(tmp_path)
+    assert reason is None and "torchvision ImageNet weights" in extractor.name
+    features = extractor.features([_film(0), _film(1, 200)])
+    assert features.shape == (2, 4) and np.isfinite(features).all()
+    assert load_inception(tmp_path / "empty")[1].startswith("Inception FID skipped: put torchvision's")

@@ -33,8 +33,6 @@ def register(subparsers) -> None:
     p.add_argument("--xrv-weights", default=None,
                    help="TorchXRayVision weight file or folder (default: LEGEND_XRV_PATH or "
                         "checkpoints/xrv-densenet121-res224-all/)")
-    p.add_argument("--inception", action="store_true",
-                   help="with --metrics fid: also FID on Inception-v3 features (needs torchvision and its weights)")
     p.add_argument("--csv", default=None,
                    help="with --metrics: per-case CSV of the thesis metrics (default: beside --out, <out>.cases.csv)")
     p.set_defaults(func=run)
@@ -77,7 +75,7 @@ def _thesis_metrics(args: argparse.Namespace) -> tuple[str, ...]:
 
     if args.metrics is None:
         for flag, given in (("--random-feature-weights", args.random_feature_weights),
-                            ("--xrv-weights", args.xrv_weights), ("--inception", args.inception), ("--csv", args.csv)):
+                            ("--xrv-weights", args.xrv_weights), ("--csv", args.csv)):
             if given:
                 raise ValueError(f"{flag} needs --metrics")
         return ()
@@ -89,7 +87,7 @@ def _networks(args: argparse.Namespace, metrics: tuple[str, ...], shard):
 
     quiet = (lambda line: None) if not shard.is_main else (lambda line: print(line, file=sys.stderr))
     return Networks(metrics, random_weights=args.random_feature_weights, xrv_path=args.xrv_weights,
-                    inception=args.inception, log=quiet)
+                    log=quiet)
 
 
 def _print_report(report: dict, args: argparse.Namespace) -> None:

@@ -110,7 +110,7 @@ class Networks:
     """The feature/classifier networks of one run, loaded once: XRV DenseNet, optional Inception and CLIP."""
 
     def __init__(self, metrics: tuple[str, ...], *, random_weights: bool = False, xrv_path: str | None = None,
-                 inception: bool = False, log=print, random_config=None):
+                 inception: bool = True, log=print, random_config=None):
         import torch
 
         from . import xrv_densenet
