@@ -248,7 +248,9 @@ def summarise(cases: list[CaseScores], metrics: tuple[str, ...], described: dict
     per_config = {k: _set_metrics(cases, k, metrics, PATHOLOGIES) for k in keys}
     names = {**labels, **ROW_LABELS}
     return {"metrics": list(metrics), "networks": described, "per_config": per_config,
-            "labels": {k: names.get(k, k) for k in keys}, "rows": case_rows(cases),
+            "labels": {k: names.get(k, k) for k in keys},
+            "rows": [{**row, "random_feature_weights": int(bool(described.get("random_weights")))}
+                     for row in case_rows(cases)],
             "table": thesis_table(per_config, {k: names.get(k, k) for k in keys}, metrics, described)}
 
 
