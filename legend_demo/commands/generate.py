@@ -43,6 +43,8 @@ def register(subparsers) -> None:
 
 def _read_points(spec: str):
     """--points: a JSON file or JSON text (points.points_json)."""
+    if spec.lstrip()[:1] in ("[", "{"):  # JSON text (a long list is no file name)
+        return as_points(points_json(spec, "--points") or [])
     path = Path(spec)
     return as_points(points_json(path.read_text() if path.is_file() else spec, "--points") or [])
 
