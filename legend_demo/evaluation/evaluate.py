@@ -141,20 +141,24 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
     aggregates = aggregate(rows, configs)
     checks = gbca_checks(rows, "full", "gbca_off") + method_checks(rows, aggregates)
     labels = {c.key: c.label for c in shown}
-    report = {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
-              "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
-              "keep_blend": keep_blend,
-              "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
-              "configurations": [vars(c) for c in shown], "rows": rows,
-              "aggregates": aggregates, "checks": checks,
-              "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks),
-              "processes": shard.world_size}
+    return {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
+            "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
+            "keep_blend": keep_blend,
+            "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
+            "configurations": [vars(c) for c in shown], "rows": rows,
+            "aggregates": aggregates, "checks": checks,
+            "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks),
+            **_thesis_and_processes(parts, shard, thesis, labels)}
+
+
+def _thesis_and_processes(parts: list, shard: Shard, thesis, labels: dict[str, str]) -> dict:
+    """The report's "processes" and, with thesis metrics, its "thesis" part (thesis_protocol.summarise)."""
+    extra: dict = {"processes": shard.world_size}
     if thesis is not None:
         from .thesis_protocol import summarise
 
-        report["thesis"] = summarise([c for p in parts for c in p[1]], thesis.metrics, thesis.describe(), labels)
-    return report
-
+        extra["thesis"] = summarise([c for p in parts for c in p[1]], thesis.metrics, thesis.describe(), labels)
+    return extra
 
 def write_shard(folder: Path, shard: Shard, mine: list[tuple[int, list[dict]]], scored: list) -> Path:
     """One rank's per-case rows (and thesis per-case rows) as JSON: <folder>/rank-R-of-W.json."""
