@@ -180,14 +180,16 @@ def to_model_input(images: list[np.ndarray], side: int = INPUT_SIDE) -> torch.Te
 def random_densenet(config: DenseNetConfig = DENSENET121, seed: int = 0) -> XRVDenseNet:
     """The network with random weights from a fixed seed (tests and smoke runs; its numbers mean nothing).
 
-    Its batch-norm statistics are then measured on a seeded batch of noise images in the input range, so the
-    activations stay near unit scale (with the initial mean 0 / variance 1 statistics the ±1024 inputs would give
-    features of order 10³, and KID's cubic kernel would lose every digit to cancellation)."""
+    Its batch-norm statistics are then measured on a seeded batch of smooth noise images in the input range (noise
+    on 4², 16² and 64² grids, upsampled: radiographs are smooth), so the activations stay near unit scale on films
+    (with the initial mean 0 / variance 1 statistics the ±1024 inputs give features of order 10³, and KID's cubic
+    kernel loses every digit to cancellation)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = XRVDenseNet(config)
-        noise = (torch.rand(4, 1, 64, 64) * 2.0 - 1.0) * INPUT_RANGE  # (4, 1, 64, 64)
-        noise = F.interpolate(noise, size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False)
+        noise = torch.cat([F.interpolate((torch.rand(2, 1, grid, grid) * 2.0 - 1.0) * INPUT_RANGE,
+                                         size=(INPUT_SIDE, INPUT_SIDE), mode="bilinear", align_corners=False)
+                           for grid in (4, 16, 64)])  # (6, 1, 224, 224)
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.momentum = None  # cumulative average: one batch sets the statistics exactly
