@@ -19,6 +19,9 @@ LAYOUT = {
     "emu3": ("emu3-gen", "LEGEND_EMU3_PATH"),
     "ar_lora": ("legend-ar-lora", "LEGEND_AR_LORA_PATH"),
     "ar_gbca": ("legend-ar-gbca/gbca_strength.safetensors", "LEGEND_AR_GBCA_PATH"),
+    "xrv_densenet": ("xrv-densenet121-res224-all", "LEGEND_XRV_PATH"),
+    "clip": ("biomedclip", "LEGEND_CLIP_PATH"),
+    "inception": ("inception-v3", "LEGEND_INCEPTION_PATH"),
 }
 
 

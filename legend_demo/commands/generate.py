@@ -12,8 +12,11 @@ from ..points import as_points, points_json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("generate", help="generate a synthetic follow-up radiograph")
-    p.add_argument("--image", required=True, help="prior radiograph: PNG, JPEG, TIFF or DICOM")
-    p.add_argument("--text", required=True, help="progression description, e.g. 'new right lower lobe consolidation'")
+    p.add_argument("--image", help="prior radiograph: PNG, JPEG, TIFF or DICOM")
+    p.add_argument("--text", help="progression description, e.g. 'new right lower lobe consolidation'")
+    p.add_argument("--jsonl", default=None,
+                   help="batch: one {\"image\", \"text\"[, \"id\", \"points\", \"source_text\", \"seed\"]} per line; each "
+                        "case goes to OUT/<id>/; shards by rank under torchrun (commands/generate_batch.py)")
     p.add_argument("--source-text", default=None, help="description of the prior (source prompt)")
     p.add_argument("--points", default=None, help="lesion points: a JSON list or a JSON file; default: ground the text")
     p.add_argument("--grounder", default="rules", choices=("rules", "vlm"), help="grounder used when --points is absent")
@@ -34,12 +37,14 @@ def register(subparsers) -> None:
     p.add_argument("--no-keep-blend", action="store_true",
                    help="switch off keep-region blending (edit row replaced by the source row outside the region)")
     p.add_argument("--dicom", action="store_true", help="also write followup.dcm (Secondary Capture, SYNTHETIC)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder (with --jsonl: the batch's root folder)")
     p.set_defaults(func=run)
 
 
 def _read_points(spec: str):
     """--points: a JSON file or JSON text (points.points_json)."""
+    if spec.lstrip()[:1] in ("[", "{"):  # JSON text (a long list is no file name)
+        return as_points(points_json(spec, "--points") or [])
     path = Path(spec)
     return as_points(points_json(path.read_text() if path.is_file() else spec, "--points") or [])
 
@@ -54,6 +59,20 @@ def _check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jsonl:
+        if args.image or args.text or args.points:
+            raise ValueError("give either --jsonl or --image with --text (and --points), not both")
+        from .generate_batch import run_batch
+
+        return run_batch(args)
+    if not args.image or args.text is None:
+        raise ValueError("generate needs --image PATH and --text TEXT (or --jsonl FILE)")
+    print(json.dumps(generate_one(args)))
+    return 0
+
+
+def generate_one(args: argparse.Namespace) -> dict:
+    """One follow-up from the parsed options, written to args.out; returns {"out", "engine", "warnings"}."""
     from ..edit_region import EditRegion
     from ..engines.base import GenerationRequest
     from ..engines.registry import load_engine
@@ -99,8 +118,7 @@ def run(args: argparse.Namespace) -> int:
     engine = load_engine(args.engine)
     result = engine.generate(request, progress=_print_progress)
     out = write_outputs(result, image, Path(args.out), dicom=args.dicom, warnings=warnings)
-    print(json.dumps({"out": str(out), "engine": result.engine, "warnings": warnings}))
-    return 0
+    return {"out": str(out), "engine": result.engine, "warnings": warnings}
 
 
 def _print_progress(phase: str, step: int, total: int) -> None:

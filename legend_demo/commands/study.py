@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import closing
 
-from .. import settings
+from .. import settings, sharding
 from ..study.auth import ADMIN_PASSWORD_ENV
 
 
@@ -76,8 +76,11 @@ def _create(args: argparse.Namespace) -> int:
             raise ValueError("--generate-source needs --generate")
         manifest = with_generated_candidates(manifest, args.generate_source)
     validate_manifest(manifest, pair_mode=args.pair_mode, allow_missing=args.generate)  # all problems before any work
+    shard = sharding.current()  # under torchrun the ranks share the generation; rank 0 stores the study
     if args.generate and missing_count(manifest):
-        manifest = generate_missing(manifest, args.engine, log=lambda line: print(line, file=sys.stderr))
+        manifest = generate_missing(manifest, args.engine, log=lambda line: print(line, file=sys.stderr), shard=shard)
+    if not shard.is_main:
+        return 0
     admin_password = args.admin_password or settings.get(ADMIN_PASSWORD_ENV) or None
     study = create_study(
         args.db, manifest, allow_changes=args.allow_changes, pair_mode=args.pair_mode, admin_password=admin_password, seed=args.seed,

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ..edit_region import EditRegion
 from ..engines.base import Engine, GenerationRequest
+from ..sharding import Shard, gather, merge_indexed
 from .case_metrics import dilation_radius, film_quality, result_metrics, tiling_ratio
 from .cases import EvalCase, load_cases
 from .probes import mirrored_points, opposite_text
@@ -81,14 +82,18 @@ def _row(case: EvalCase, config: Configuration, metrics: dict, seconds: float | 
 
 def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
                   configs: tuple[Configuration, ...] = CONFIGURATIONS, probes: bool = True,
-                  keep_blend: bool = True) -> list[dict]:
-    """The configurations' rows, the probes' rows (cases with a change) and the real follow-up's row for one case."""
+                  keep_blend: bool = True, films: dict | None = None) -> list[dict]:
+    """The configurations' rows, the probes' rows (cases with a change) and the real follow-up's row for one case.
+
+    films: when given, receives each configuration's follow-up film by key (for the thesis metrics)."""
     rows, frame = [], None
     runs = configs + (probes_of(configs[0]) if probes and case.sign != 0 else ())
     for config in runs:
         start = time.perf_counter()
         result = engine.generate(_request(case, config, steps, seed, keep_blend))
         frame = result.frame
+        if films is not None:
+            films[config.key] = result.film.display
         metrics = result_metrics(result, case.reference, case.mask, case.sign, engine.token_grid)
         rows.append(_row(case, config, metrics, round(time.perf_counter() - start, 3)))
     real = film_quality(case.follow_up, case.reference, case.mask, case.sign)
@@ -102,19 +107,35 @@ def evaluate_case(engine: Engine, case: EvalCase, steps: int | None, seed: int,
 
 def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: int | None = None,
              steps: int | None = None, seed: int = 0, log: Callable[[str], None] | None = None,
-             full_strength: float | None = None, keep_blend: bool = True) -> dict:
+             full_strength: float | None = None, keep_blend: bool = True, thesis=None,
+             shard: Shard | None = None, shard_out: Path | None = None) -> dict | None:
     """Run every case of `split` (first `limit`) and return {settings, rows, aggregates, checks, table}.
 
-    keep_blend=False (a diagnostic) turns keep-region blending off, so the edit row's change is the model's own."""
+    keep_blend=False (a diagnostic) turns keep-region blending off, so the edit row's change is the model's own.
+    thesis: a thesis_protocol.Networks that also scores each case with the thesis's metrics (report["thesis"]).
+    shard: under torchrun each process runs its share of the cases (sharding.py); rank 0 merges them in case order
+    and returns the report, the other ranks return None; shard_out: each rank also writes its own rows there."""
     cases = load_cases(data_dir, split, limit)
     configs_used = configurations(full_strength)
     log = log or logging.getLogger("legend_demo.evaluation").info
-    rows: list[dict] = []
-    for i, case in enumerate(cases, 1):
+    shard = shard or Shard()
+    mine: list[tuple[int, list[dict]]] = []
+    scored: list = []
+    share = shard.take(cases)
+    for count, (i, case) in enumerate(share, 1):
         start = time.perf_counter()
-        rows.extend(evaluate_case(engine, case, steps, seed, configs_used, keep_blend=keep_blend))
-        log(f"evaluate: {i}/{len(cases)} {case.case_id} ({case.change_type}, {case.direction}) "
-            f"{time.perf_counter() - start:.1f} s")
+        films: dict | None = {} if thesis is not None else None
+        mine.append((i, evaluate_case(engine, case, steps, seed, configs_used, keep_blend=keep_blend, films=films)))
+        if thesis is not None:
+            scored.append(thesis.score_case(i, case, films))
+        log(f"evaluate: {count}/{len(share)} {case.case_id} ({case.change_type}, {case.direction}) "
+            f"{time.perf_counter() - start:.1f} s{'' if not shard.distributed else ' [' + shard.label() + ']'}")
+    if shard_out is not None and shard.distributed:
+        write_shard(shard_out, shard, mine, scored)
+    parts = gather(shard, (mine, scored))
+    if parts is None:
+        return None
+    rows = [row for case_rows in merge_indexed([p[0] for p in parts]) for row in case_rows]
     shown = (*configs_used, *probes_of(configs_used[0]), DATA_ROW)
     configs = [c.key for c in shown]
     aggregates = aggregate(rows, configs)
@@ -126,4 +147,29 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
             "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
             "configurations": [vars(c) for c in shown], "rows": rows,
             "aggregates": aggregates, "checks": checks,
-            "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks)}
+            "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks),
+            **_thesis_and_processes(parts, shard, thesis, labels)}
+
+
+def _thesis_and_processes(parts: list, shard: Shard, thesis, labels: dict[str, str]) -> dict:
+    """The report's "processes" and, with thesis metrics, its "thesis" part (thesis_protocol.summarise)."""
+    extra: dict = {"processes": shard.world_size}
+    if thesis is not None:
+        from .thesis_protocol import summarise
+
+        extra["thesis"] = summarise([c for p in parts for c in p[1]], thesis.metrics, thesis.describe(), labels)
+    return extra
+
+def write_shard(folder: Path, shard: Shard, mine: list[tuple[int, list[dict]]], scored: list) -> Path:
+    """One rank's per-case rows (and thesis per-case rows) as JSON: <folder>/rank-R-of-W.json."""
+    import json
+
+    from .thesis_protocol import case_rows
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"rank-{shard.rank:05d}-of-{shard.world_size:05d}.json"
+    record = {"rank": shard.rank, "world_size": shard.world_size, "case_indices": [i for i, _ in mine],
+              "rows": [row for _, rows in mine for row in rows], "thesis_rows": case_rows(scored) if scored else []}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path

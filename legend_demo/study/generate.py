@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from .. import sharding
 from ..engines.base import GenerationRequest
 from ..engines.registry import load_engine
 from ..export import save_film_png
@@ -30,25 +31,37 @@ def missing_count(manifest: Manifest) -> int:
 
 
 def generate_missing(
-    manifest: Manifest, engine_name: str | None = None, *, seed: int = 0, log: Callable[[str], None] = lambda _: None
+    manifest: Manifest, engine_name: str | None = None, *, seed: int = 0, log: Callable[[str], None] = lambda _: None,
+    shard: sharding.Shard | None = None,
 ) -> Manifest:
-    """Generate every path-less candidate from its case's prior and text; return the manifest with paths filled."""
+    """Generate every path-less candidate from its case's prior and text; return the manifest with paths filled.
+
+    Under torchrun (`shard`) each rank makes the missing candidates whose running number mod WORLD_SIZE is its rank
+    and all ranks wait for each other; the file names do not depend on the rank, so every rank returns the same
+    manifest (the study folder must be shared by the ranks, e.g. one node or a shared file system)."""
     if missing_count(manifest) == 0:
         return manifest
+    shard = shard or sharding.Shard()
+    sharding.start(shard)
     engine = load_engine(engine_name)
     out_dir = manifest.root / GENERATED_DIR
     out_dir.mkdir(exist_ok=True)
-    cases = []
+    cases, number = [], 0
     for case in manifest.cases:
         candidates = []
         for candidate in case.candidates:
             if candidate.path is None:
                 rel = f"{GENERATED_DIR}/{_safe(case.key)}-{_safe(candidate.source)}.png"
-                _generate_one(engine, manifest.root, case, rel, seed)
-                log(f"generated {rel} for case {case.key!r} with {engine.name}")
+                if number % shard.world_size == shard.rank:
+                    _generate_one(engine, manifest.root, case, rel, seed)
+                    log(f"generated {rel} for case {case.key!r} with {engine.name}"
+                        f"{' (' + shard.label() + ')' if shard.distributed else ''}")
+                number += 1
                 candidate = replace(candidate, path=rel)
             candidates.append(candidate)
         cases.append(replace(case, candidates=tuple(candidates)))
+    sharding.barrier(shard)  # every rank's files are written before rank 0 stores the study
+    sharding.finish(shard)
     return replace(manifest, cases=tuple(cases))
 
 
