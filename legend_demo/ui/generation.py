@@ -22,6 +22,12 @@ GPU_SECONDS = 120  # ZeroGPU reservation per Generate click
 SAMPLE_NOISE_MIX = 0.25  # η used when K > 1: inversion is deterministic, so seeds only differ through fresh noise
 
 Reporter = Callable[[float, str], None]  # (fraction done in [0, 1], description)
+NO_POINTS = ("there are no lesion points, so the follow-up would be your film unchanged: place a point on the film "
+             "or describe the change with its side and zone, then Generate")
+
+
+class NoPointsError(ValueError):
+    """A composite follow-up without lesion points would be the prior itself: refused before any work."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,11 @@ class GenerateParams:
         return SAMPLE_NOISE_MIX if self.num_samples > 1 else 0.0
 
     def check(self) -> None:
+        """Refuse, before any model time, what cannot give a useful follow-up (never the prior handed back)."""
         if not (1 <= self.num_samples <= MAX_SAMPLES):
             raise ValueError(f"number of samples K={self.num_samples} must be between 1 and {MAX_SAMPLES}")
+        if not self.points and self.output_mode == "composite":
+            raise NoPointsError(NO_POINTS)
 
 
 @dataclass
