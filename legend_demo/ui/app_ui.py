@@ -54,9 +54,9 @@ PAGE_CSS = """
 #main-sliders { gap: 4px; }
 #main-sliders .block { padding-top: 3px; padding-bottom: 3px; }
 #point-editor { --lv-stage-h: clamp(240px, calc(100vh - 362px), 1100px); }
-#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 475px), 1000px); }
+#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 490px), 1000px); }
 #status, #image-summary { min-height: 18px; }
-#status { max-height: calc(4 * 1.35 * 12px + 4px); overflow-y: auto; }  /* status + warnings: 4 lines, then scroll */
+#status { max-height: calc(5 * 1.35 * 12px + 2px); overflow-y: auto; }  /* status + warnings: 5 lines, then scroll */
 #status, #image-summary, #status .prose, #image-summary .prose, #status p, #image-summary p {
   font-size: 12px !important; line-height: 1.35 !important; margin: 0 !important; }
 #upload .upload-container { padding-top: 22px !important; }  /* the drop text starts below the box's label */

@@ -37,7 +37,7 @@ from .notices import (
 from .point_editor import editor_points, editor_value, points_stale, with_overlay
 from .point_labels import clinician_points, label_from_text
 from .result_tabs import (
-    TAB_OUTPUTS, ShownResult, empty_tabs, prior_view, result_viewer, sample_gallery, status_text, tab_outputs,
+    TAB_OUTPUTS, ShownResult, editor_film, empty_tabs, result_viewer, sample_gallery, status_text, tab_outputs,
 )
 
 __all__ = ["sample_gallery"]  # kept importable here (tests, notebooks)
@@ -82,7 +82,7 @@ def editor_update(image: LoadedImage | None, value: dict | None) -> gr.HTML:
     """The editor with a new value and, with an image, the film (12-bit pixels, side markers, window presets)."""
     if image is None:
         return gr.HTML(value=None, film=None)
-    return gr.HTML(value=value, film=prior_view(image))
+    return gr.HTML(value=value, film=editor_film(image))
 
 
 def make_upload_handler(config: AppConfig):
@@ -261,6 +261,7 @@ def on_generate(
 
 def _generate(image, editor, text, source_text, engine, grounder, sigma_ratio, use_trained, bias_strength, steps,
               seed, num_samples, compare_off, layers, output_mode, region_scale, keep_blend, request, progress):
+    started = time.perf_counter()  # the status line's seconds: the whole click on the server, grounding included
     if image is None:
         raise Refusal("upload a radiograph or pick a synthetic example first")
     check_text(text or "")  # the one text limit, before any work
@@ -279,17 +280,17 @@ def _generate(image, editor, text, source_text, engine, grounder, sigma_ratio, u
     params.check()
     session = _session(request)
     cancel = CANCELS.start(session)
-    started = time.perf_counter()
     try:
         progress(0.0, desc="loading the model")
         bundle = run_generation(image, params, lambda f, d: progress(f, desc=d), cancel)
     finally:
         CANCELS.finish(session)
     warnings, details = gather(film_warnings(image), editor_warnings(editor), engine_warnings(bundle))
+    viewer = result_viewer(image, bundle)
     shown = ShownResult(bundle, params, image, time.perf_counter() - started, warnings, details)
     editor_out = (editor, points_json(editor), summary_text(image_summary(image), image, editor)) if new_points \
         else (gr.skip(),) * 3
-    return (status_text(shown), result_viewer(image, bundle), shown, *empty_tabs(), *editor_out)
+    return (status_text(shown), viewer, shown, *empty_tabs(), *editor_out)
 
 
 def points_for_generate(image: LoadedImage, editor: Any, text: str, grounder: str, sigma_ratio: float,

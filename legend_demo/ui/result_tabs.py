@@ -22,7 +22,7 @@ from .downloads import bundle_report, write_downloads
 from .generation import GenerateParams, GenerationBundle
 from .notices import warnings_markdown
 from .point_editor import film_region_outline
-from .viewer import film_entry, film_payload, side_markers, viewer_value, window_presets
+from .viewer import display_film, film_entry, film_payload, quantize, side_markers, viewer_value, window_presets
 from .visuals import (
     attention_peak, difference_map, difference_span, film_view, for_display, gray_rgb, labelled,
     metrics_figure, metrics_table, shrink, std_map, with_colorbar,
@@ -45,9 +45,16 @@ def prior_view(image: LoadedImage) -> dict[str, Any]:
     (the editor shows them at upload; every result names the same payload by its key)."""
     cache = image.__dict__  # LoadedImage caches derived data in its __dict__ (see LoadedImage.intensity_map)
     if "_prior_view" not in cache:
+        samples = quantize(display_film(image.array))  # (h, w) 12-bit: the base of every follow-up's payload
         cache["_prior_view"] = {"film": film_payload(image.array), "markers": side_markers(image.dicom_info),
-                                "presets": window_presets(image.array, image.dicom_info)}
+                                "presets": window_presets(image.array, image.dicom_info), "samples": samples}
     return cache["_prior_view"]
+
+
+def editor_film(image: LoadedImage) -> dict[str, Any]:
+    """The editor's `film` property (point_editor.film_props), from the cached prior view."""
+    view = prior_view(image)
+    return {k: view[k] for k in ("film", "markers", "presets")}
 
 
 def by_key(payload: dict[str, Any]) -> dict[str, Any]:
@@ -143,11 +150,13 @@ def result_viewer(image: LoadedImage, bundle: GenerationBundle) -> dict[str, Any
                         ["PRIOR: the uploaded film (not generated)", "as loaded; window/level changes only the view"],
                         synthetic=False),
              film_entry("on", f"SYNTHETIC follow-up · GBCA on · seed {bundle.seeds[0]}",
-                        film_payload(main.film.display, image.array, prior["key"]), synthetic_lines(main), synthetic=True)]
+                        film_payload(main.film.display, image.array, prior["key"], base_samples=view["samples"]),
+                        synthetic_lines(main), synthetic=True)]
     pairs = [("prior", "on", "Prior ↔ SYNTHETIC follow-up")]
     if bundle.off is not None:
         films.append(film_entry("off", f"SYNTHETIC follow-up · GBCA off · seed {bundle.seeds[0]}",
-                                film_payload(bundle.off.film.display, image.array, prior["key"]),
+                                film_payload(bundle.off.film.display, image.array, prior["key"],
+                                             base_samples=view["samples"]),
                                 [*synthetic_lines(bundle.off), "GBCA off (bias 0), same seed"], synthetic=True))
         pairs += [("on", "off", "GBCA on ↔ GBCA off"), ("prior", "off", "Prior ↔ GBCA off")]
     region = film_region_outline(main.film.region_mask())
@@ -167,11 +176,11 @@ def status_text(shown: ShownResult) -> str:
     bias = "trained s(τ)" if params.bias_strength is None else f"{params.bias_strength:g}"
     seeds = ", ".join(str(s) for s in bundle.seeds)
     note = params.points_note or {}
-    found = f" found for “{_short(note['found_for'])}”" if note.get("found_for") else ""
+    found = f" found for “{_short(note['found_for'], 40)}”" if note.get("found_for") else ""
     engine_s = sum(r.timings_s.get("total", 0.0) for r in [*bundle.samples, *([bundle.off] if bundle.off else [])])
     line = (f"**SYNTHETIC follow-up — research use only, not for diagnosis.** Engine **{main.engine}** · "
             f"seed {seeds} · σ ratio {params.sigma_ratio:g} · bias {bias} · {len(main.points)} point(s){found} · "
-            f"{shown.seconds:.1f} s (model {engine_s:.1f} s) · maps, metrics, files and report: tabs below")
+            f"{shown.seconds:.2f} s (model {engine_s:.2f} s)")
     return line + ("\n\n" + warnings_markdown(shown.warnings) if shown.warnings else "")
 
 

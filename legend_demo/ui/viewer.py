@@ -66,12 +66,13 @@ def quantize(array01: np.ndarray, bits: int = FILM_VIEW_BITS) -> np.ndarray:
 
 
 def film_payload(array01: np.ndarray, base: np.ndarray | None = None, base_key: str | None = None,
-                 max_side: int = FILM_VIEW_MAX_SIDE) -> dict[str, Any]:
+                 max_side: int = FILM_VIEW_MAX_SIDE, base_samples: np.ndarray | None = None) -> dict[str, Any]:
     """The viewer's copy of a film (module docstring); `base` (the same film size) with `base_key` sends only the
-    difference from that film, which the browser must already have."""
+    difference from that film, which the browser must already have. `base_samples`: the base's quantized display
+    samples when already at hand (skips recomputing them)."""
     samples = quantize(display_film(array01, max_side))  # (h, w)
     if base is not None:
-        reference = quantize(display_film(base, max_side))
+        reference = base_samples if base_samples is not None else quantize(display_film(base, max_side))
         if reference.shape != samples.shape:
             raise ValueError(f"a film and its base differ in size: {samples.shape} vs {reference.shape}")
         if base_key is None:

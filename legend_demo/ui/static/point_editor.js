@@ -80,6 +80,7 @@
       ui.selected = -1;
     }
     overlayIn(v.overlay);
+    if (ui.local) ui.local = Object.assign({}, ui.local, {notices: v.notices});  // warnings come from Python
     const asked = ui.local && (ui.local.points || []).some((p) => p.ask);
     if (asked && samePlaces(ui.local.points, v.points)) {  // Python labelled the points placed by hand: keep its labels
       ui.local = Object.assign({}, ui.local, {points: clone(v.points)});

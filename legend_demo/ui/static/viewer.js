@@ -120,6 +120,7 @@ if (!window.LegendViewer) {
       if (this.want !== key) return;
       this.film = film;
       this.draw();
+      this.el.dataset.drawn = key;  // on screen now (benchmarks/bench_ui.py times click → this)
     }
     setOverlay(name, url, alpha) {
       if (!url) { delete this.overlays[name]; this.draw(); return; }
