@@ -57,7 +57,11 @@ def one_click(page, seed: int, timeout_ms: int) -> tuple[float, float, float, fl
     set_seed(page, seed)
     page.wait_for_timeout(300)
     page.evaluate(WATCH)
-    page.wait_for_function("() => window.__drawnAt !== null", timeout=timeout_ms, polling=20)
+    page.wait_for_function("() => window.__drawnAt !== null || "
+                           "document.querySelector('#status').innerText.includes('Not generated')",
+                           timeout=timeout_ms, polling=20)
+    if page.evaluate("() => window.__drawnAt === null"):
+        raise RuntimeError(f"Generate was refused: {page.locator('#status').inner_text()}")
     visible, arrived = page.evaluate("() => [(window.__drawnAt - window.__clickAt) / 1000, "
                                      "(window.__valueAt - window.__clickAt) / 1000]")
     page.locator("#status").get_by_text(f"seed {seed} ·").wait_for(timeout=timeout_ms)
