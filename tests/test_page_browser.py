@@ -5,8 +5,6 @@ takes its finding from the text, the description shows its limit, and a phone se
 Screenshots go to tests/artifacts/ (git-ignored)."""
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from app_harness import app_url, chromium_missing_reason, example_png  # noqa: F401 - fixtures
@@ -45,7 +43,7 @@ def test_generate_without_find_shows_points_followup_status_and_warnings_on_one_
     page.locator("#point-editor .pe-dot").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     status = page.locator("#status").inner_text()
-    assert "found for “interval increase of right lower lobe consolidation”" in status
+    assert "1 point(s) found for “interval increase of right lower" in status
     assert "σ ratio 0.1" in status and "model" in status  # σ ratio and seconds stay in the status line
     assert "orientation" in status  # a PNG: the assumed orientation is said in the result's status ...
     assert "orientation" in page.locator("#point-editor .pe-notes").inner_text()  # ... and beside the points

@@ -37,10 +37,8 @@ from .notices import (
 from .point_editor import editor_points, editor_value, points_stale, with_overlay
 from .point_labels import clinician_points, label_from_text
 from .result_tabs import (
-    TAB_OUTPUTS, ShownResult, editor_film, empty_tabs, result_viewer, sample_gallery, status_text, tab_outputs,
+    TAB_OUTPUTS, ShownResult, editor_film, empty_tabs, result_viewer, status_text, tab_outputs,
 )
-
-__all__ = ["sample_gallery"]  # kept importable here (tests, notebooks)
 
 CANCELS = CancelBoard()
 log = logging.getLogger("legend_demo.ui")
