@@ -144,3 +144,18 @@ def _run_one(engine: Engine, request: GenerationRequest, index: int, count: int,
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("cancelled by the user")
     return engine.generate(request, progress=progress, cancel=cancel)
+
+
+def warm_up(engine: Engine, steps: int = 2) -> float:
+    """One small follow-up (a flat 128² film, one point, `steps` steps) so the first real click does not pay the
+    libraries' first-call costs (kernel set-up, the text encoder's first call); returns the seconds it took."""
+    import time
+
+    import numpy as np
+
+    started = time.perf_counter()
+    film = np.full((128, 128), 0.5, np.float32)
+    request = GenerationRequest(image=film, progression_text="new right lower lobe consolidation",
+                                points=[LesionPoint(40.0, 90.0, 5, "warm-up")], steps=steps, capture_layers=None)
+    engine.generate(request)
+    return time.perf_counter() - started
