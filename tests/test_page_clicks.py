@@ -207,3 +207,18 @@ def test_the_part_of_a_long_description_the_text_encoder_cuts_off_is_said():
     assert "atelectasis" in LocationFreeText(encoder).unread(text)
     said = clinical(f"the model reads only the first 6 words of the description; it did not read: {unread}")
     assert "reads only the start of the description" in said and unread[:20] in said
+
+
+def test_a_follow_up_travels_as_the_box_where_it_differs_from_the_prior():
+    from legend_demo.ui.viewer import decode_payload, film_payload, quantize
+
+    rng = np.random.default_rng(0)
+    prior = rng.random((300, 200)).astype(np.float32)
+    after = prior.copy()
+    after[120:150, 40:90] = np.clip(after[120:150, 40:90] + 0.1, 0, 1)
+    base = film_payload(prior)
+    payload = film_payload(after, prior, base["key"])
+    assert payload["box"] == [40, 120, 50, 30]  # only the changed rectangle is sent
+    assert np.array_equal(decode_payload(payload, quantize(prior)), quantize(after))
+    same = film_payload(prior, prior, base["key"])
+    assert np.array_equal(decode_payload(same, quantize(prior)), quantize(prior))

@@ -288,7 +288,8 @@ def _generate(image, editor, text, source_text, engine, grounder, sigma_ratio, u
     shown = ShownResult(bundle, params, image, time.perf_counter() - started, warnings, details)
     editor_out = (editor, points_json(editor), summary_text(image_summary(image), image, editor)) if new_points \
         else (gr.skip(),) * 3
-    return (status_text(shown), viewer, shown, *empty_tabs(), *editor_out)
+    skip_tabs = (gr.skip(),) * sum(TAB_OUTPUTS.values())  # emptied (or filled) right after: on_result_tab
+    return (status_text(shown), viewer, shown, *skip_tabs, *editor_out)
 
 
 def points_for_generate(image: LoadedImage, editor: Any, text: str, grounder: str, sigma_ratio: float,
@@ -322,8 +323,17 @@ def on_tab(name: str):
 
 @friendly
 def on_result_tab(shown: ShownResult | None, open_tab: str):
-    """Right after a Generate: fill the tab that is open (the others wait until they are opened)."""
-    return tab_outputs(shown, open_tab or "")
+    """Right after a Generate (the follow-up is on screen by then): the open tab filled with the new result and, the
+    first time for this result, the other tabs emptied until they are opened (a refused click changes nothing)."""
+    filled = tab_outputs(shown, open_tab or "")
+    if shown is None or shown.tabs_emptied:
+        return filled
+    shown.tabs_emptied = True
+    return tuple(empty if _is_skip(new) else new for new, empty in zip(filled, empty_tabs()))
+
+
+def _is_skip(value: Any) -> bool:
+    return isinstance(value, dict) and value == {"__type__": "update"}  # gr.skip()
 
 
 def points_note(editor: Any, text: str) -> dict[str, Any]:

@@ -5,7 +5,8 @@ is done; the prior travels to the browser only once, at upload (the viewer names
 follow-up as its difference from the prior. The rest — difference maps, the Gaussian prior, the model view, samples,
 attention maps, the metrics plot and table, the downloadable files and the report — is made from the `ShownResult`
 kept in the session's state when its tab is opened (or right after Generate for the tab that is open), once per
-result. So the time from click to picture is the engine's own time plus little else.
+result. So the time from click to picture is the engine's own time plus little else: the Generate click itself updates only
+the status line and the viewer; the previous result's tabs are emptied by the event that follows it.
 """
 from __future__ import annotations
 
@@ -76,6 +77,7 @@ class ShownResult:
     warnings: list[str]  # in clinician words (notices.clinical)
     details: list[str] = field(default_factory=list)  # the technical messages behind them
     made: dict[str, tuple] = field(default_factory=dict)
+    tabs_emptied: bool = False  # the previous result's tabs were emptied (handlers.on_result_tab)
 
     def tab(self, name: str) -> tuple:
         """The outputs of tab `name` (TAB_OUTPUTS order), made on first use."""
