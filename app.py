@@ -30,17 +30,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def preload(engine: str | None) -> None:
-    """Load the engine once at start-up (ZeroGPU wants models placed before requests); failures are shown later."""
+WARM_UP_ENGINES = ("embedded", "tiny-random")  # CPU-sized: a small follow-up at start-up costs a second or two
+
+
+def preload(engine: str | None, warm: bool = False) -> None:
+    """Load the engine once at start-up (ZeroGPU wants models placed before requests); with `warm` (locally, CPU-sized
+    engines) also run one small follow-up so the first click is not slower than the next. Failures are shown later."""
     from legend_demo.engines.registry import default_engine_name, load_engine
 
     name = engine or default_engine_name()
     if name is None:
         return
     try:
-        load_engine(name)
+        loaded = load_engine(name)
     except Exception as exc:  # noqa: BLE001 - reported to the user on Generate
         logging.getLogger("legend_demo.app").warning("engine %r not preloaded: %s", name, exc)
+        return
+    if not warm or loaded.name not in WARM_UP_ENGINES:
+        return
+    from legend_demo.ui.generation import warm_up
+
+    try:  # the first click then costs what every click costs
+        logging.getLogger("legend_demo.app").info("engine %r warmed up in %.1f s", name, warm_up(loaded))
+    except Exception as exc:  # noqa: BLE001 - a real click reports its own failure
+        logging.getLogger("legend_demo.app").warning("engine %r not warmed up: %s", name, exc)
 
 
 def fail(message: str) -> None:
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
                 **launch_kwargs(config))
     if not on_space and not args.no_preload:  # locally: load in the background once the page is served
-        threading.Thread(target=preload, args=(config.engine,), daemon=True).start()
+        threading.Thread(target=preload, args=(config.engine, True), daemon=True).start()
     demo.block_thread()
 
 

@@ -90,11 +90,13 @@ def save_film_png(film, prior, path: str | Path, *, engine: str, checkpoint: str
 
 
 def save_film_dicom(film, prior, path: str | Path, *, engine: str, checkpoint: str,
-                    description: str = DEFAULT_DESCRIPTION) -> Path:
+                    description: str = DEFAULT_DESCRIPTION, extra_lines: Iterable[str] = ()) -> Path:
     """A composite film as a DICOM Secondary Capture: Rows = film rows + band, the prior's Columns; for a DICOM
-    prior its stored units, bit depth, rescale, window/VOI LUT, photometric, spacing and orientation."""
+    prior its stored units, bit depth, rescale, window/VOI LUT, photometric, spacing and orientation, and its view
+    facts (ViewPosition, BodyPartExamined, ImageLaterality; never an identifier). With the same `extra_lines` as
+    save_film_png the band is the PNG's, row for row."""
     _check_provenance(engine, checkpoint)
-    band = label_band(film.size[0], label_lines(engine, checkpoint))
+    band = label_band(film.size[0], label_lines(engine, checkpoint, [str(line) for line in extra_lines]))
     text = _description_text(description, engine, checkpoint)
     display = prior.dicom_display
     if prior.source_format == "dicom" and film.stored is not None and display:
@@ -105,11 +107,24 @@ def save_film_dicom(film, prior, path: str | Path, *, engine: str, checkpoint: s
         for keyword, value in display.items():
             if keyword not in _PIXEL_MODULE:
                 setattr(dataset, keyword, copy.deepcopy(value))
+        _add_view_facts(dataset, prior.dicom_info)
         return _save(dataset, path)
     bits = 8 if prior.bit_depth <= 8 else 16
     pixels = _to_uint(np.concatenate([film.display, band]), bits=bits)
     dataset = _secondary_capture(pixels, bits, engine, text)
+    _add_view_facts(dataset, prior.dicom_info)
     return _save(dataset, path)
+
+
+VIEW_FACTS = ("ViewPosition", "BodyPartExamined", "ImageLaterality")  # technical, non-identifying: kept from the prior
+
+
+def _add_view_facts(dataset, info) -> None:
+    """The prior's view, body part and laterality (from LoadedImage.dicom_info), so a viewer hangs the film right."""
+    for keyword in VIEW_FACTS:
+        value = (info or {}).get(keyword)
+        if value not in (None, ""):
+            setattr(dataset, keyword, str(value)[:16])  # CS values hold at most 16 characters
 
 
 def _write_png(pixels: np.ndarray, path: str | Path, engine: str, checkpoint: str, extra: list[str],

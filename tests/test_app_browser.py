@@ -171,8 +171,10 @@ def test_one_screen_at_1366x768_after_find_and_after_generate(page):
     page.wait_for_timeout(1000)
     assert "tiny-random" in page.locator("#status").inner_text()
     for selector in ("#point-editor .lv-stage", "#result-viewer .fv-a .lv-stage", "#result-viewer .fv-b .lv-stage",
-                     "#generate"):
+                     "#generate", "#status"):
         assert in_viewport(page, selector), selector
+    status = page.locator("#status")  # the status line is whole: nothing of it below the fold or clipped
+    assert status.evaluate("(el) => el.scrollHeight <= el.clientHeight + 1") or "⚠" in status.inner_text()
     titles = page.locator("#result-viewer .lv-title").all_inner_texts()
     assert titles[0].startswith("PRIOR") and titles[1].startswith("SYNTHETIC")  # the synthetic film says so
     assert page.locator("#research-notice").is_visible()

@@ -170,7 +170,7 @@ def test_examples_are_synthetic_drawings_with_findings():
 
 def test_k_samples_give_each_followup_their_mean_and_a_std_map():
     from legend_demo.ui.generation import GenerationBundle
-    from legend_demo.ui.handlers import sample_gallery
+    from legend_demo.ui.result_tabs import sample_gallery
 
     from legend_demo.composite import Film
 

@@ -48,6 +48,25 @@ def test_generate_with_defaults_gives_labelled_synthetic_outputs(client):
     with Image.open(followup) as film:  # the film at the prior's own width, the band below its 512 rows
         assert film.size[0] == 448 and film.size[1] > 512
     assert report["output"]["mode"] == "composite"
+    assert any("orientation" in w for w in report["warnings"])  # a PNG: the sides are assumed, and the report says so
+    assert all("0.30W" not in w for w in report["warnings"])  # clinician words; the technical text is in the details
+    assert isinstance(report["warning_details"], list)
+    assert report["points"][0]["label"].endswith("(right lower lobe)")  # the page's wording, not "(RLL)"
+
+
+def test_ground_speaks_the_pages_words(client):
+    result = client.predict(gradio_client.handle_file(example_png()), "new small left pleural effusion",
+                            api_name="/ground")
+    assert result["points"][0]["label"] == "small effusion, new (left costophrenic angle)"
+    assert any("orientation" in w for w in result["warnings"])
+
+
+def test_generate_refuses_at_once_when_there_is_nothing_to_change(client):
+    image = gradio_client.handle_file(example_png())
+    with pytest.raises(gradio_client.exceptions.AppError, match="film unchanged"):
+        client.predict(image, "new effusion", points=[], api_name="/generate")
+    with pytest.raises(gradio_client.exceptions.AppError, match="Nothing in the description could be placed"):
+        client.predict(image, "the patient is well", api_name="/generate")
 
 
 def test_ground_then_generate_with_edited_points_samples_and_comparison(client):

@@ -105,10 +105,8 @@ def test_points_are_stale_only_when_found_for_another_text():
     assert not points_stale({**found, "points": []}, "other text")  # no points, nothing to pair
 
 
-def test_generate_refuses_stale_points_before_any_work():
-    import gradio as gr
-
-    from legend_demo.ui.handlers import on_generate
+def test_generate_refuses_stale_points_before_any_work(monkeypatch):
+    from legend_demo.ui import handlers
     from legend_demo.ui.point_editor import editor_value
 
     image = np.zeros((128, 128), np.float32)
@@ -117,10 +115,12 @@ def test_generate_refuses_stale_points_before_any_work():
         array = image
         dicom_info: dict = {}
 
+    monkeypatch.setattr(handlers, "run_generation", lambda *a, **k: pytest.fail("model time spent on a refusal"))
     value = editor_value(image, [LesionPoint(30, 90)], 0.1, for_text="RLL consolidation")
-    with pytest.raises(gr.Error, match="found for “RLL consolidation”"):
-        on_generate(Loaded(), value, "Left pleural effusion has increased", "", None, 0.1, True, 1.0, 0, 0, 1, False,
-                    "", "composite", 1.0, True, request=None)
+    out = handlers.on_generate(Loaded(), value, "Left pleural effusion has increased", "", None, "rules", None, 0.1,
+                               True, 1.0, 0, 0, 1, False, "", "composite", 1.0, True, request=None)
+    assert out[0].startswith("**Not generated:**") and "found for “RLL consolidation”" in out[0]
+    assert len(out) == handlers.RESULT_COUNT + 3  # status, viewer, result, tabs, then editor, points, summary
 
 
 def test_points_note_records_which_text_the_points_were_found_for():

@@ -37,3 +37,8 @@ class LocationFreeText:
 
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encoder([without_location(p) for p in prompts])
+
+    def unread(self, prompt: str) -> str:
+        """What the wrapped encoder cuts off of the prompt it is given (the text without its location words)."""
+        unread = getattr(self.encoder, "unread", None)
+        return unread(without_location(prompt)) if unread else ""

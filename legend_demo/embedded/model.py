@@ -165,6 +165,17 @@ class MiniLMTextEncoder:
         self.source = model_dir
         self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
+    def unread(self, prompt: str) -> str:
+        """The end of `prompt` this encoder cuts off (it reads max_tokens tokens, [CLS] and [SEP] included); ''."""
+        offsets = self.tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        room = self.max_tokens - 2
+        if len(offsets) <= room:
+            return ""
+        start = offsets[room][0]
+        while start > 0 and not prompt[start - 1].isspace():  # a word cut in two is not read in full
+            start -= 1
+        return prompt[start:].strip()
+
     @torch.no_grad()
     def __call__(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]

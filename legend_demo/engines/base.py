@@ -211,6 +211,7 @@ class Engine(ABC):
         """Make one follow-up for `request`; raise ValueError/ImageInputError on bad input, GenerationError on failure."""
         request.validate(self.max_bias_strength)
         warnings = check_frontal_chest(request.image)  # raises LateralViewError for a lateral film
+        warnings += self.text_warnings(request.progression_text)
         started = time.perf_counter()
         with self._lock:
             result = self._generate_releasing_memory(request, progress, cancel)
@@ -221,6 +222,18 @@ class Engine(ABC):
         result.provenance.setdefault("parameters", {})["output"] = result.film.params
         result.provenance["warnings"] = warnings
         return result
+
+    def text_unread(self, text: str) -> str:
+        """The end of `text` this engine's text encoder cuts off ('' when it reads all of it)."""
+        return ""
+
+    def text_warnings(self, text: str) -> list[str]:
+        """A warning when the text encoder does not read the whole description (the report and the page say it)."""
+        unread = self.text_unread(text)
+        if not unread:
+            return []
+        read = max(0, len(text.split()) - len(unread.split()))
+        return [f"the model reads only the first {read} words of the description; it did not read: {unread}"]
 
     def _generate_releasing_memory(self, request, progress, cancel) -> GenerationResult:
         import torch

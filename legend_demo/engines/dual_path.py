@@ -244,6 +244,10 @@ class DualPathEngine(Engine):
     def num_layers(self) -> int:
         return self.editor.num_layers
 
+    def text_unread(self, text: str) -> str:
+        unread = getattr(self.editor.encode_text, "unread", None)
+        return unread(text) if unread else ""
+
     @property
     def default_vital_layers(self) -> tuple[int, ...]:
         return self._vital

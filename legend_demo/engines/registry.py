@@ -36,7 +36,9 @@ TEST_ENGINE_ENV = "LEGEND_ENABLE_TEST_ENGINE"  # "1" makes the test-only engines
 _TEST_ENGINES = frozenset({"tiny-random"})
 
 _cache: dict[tuple, Engine] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # one engine import or load at a time: the app's background preload and the page's engine
+#                            discovery import the same libraries, and a concurrent first import of transformers'
+#                            lazy modules fails ("cannot import name 'CLIPImageProcessor'")
 
 
 def _specs() -> tuple[_Spec, ...]:
@@ -58,7 +60,8 @@ def _spec(name: str) -> _Spec:
 
 def _module(spec: _Spec):
     try:
-        return importlib.import_module(spec.module)
+        with _lock:
+            return importlib.import_module(spec.module)
     except ModuleNotFoundError as exc:
         if exc.name == spec.module:
             return None

@@ -11,9 +11,11 @@ from ..edit_region import EditRegion
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..points import as_points, points_json, check_inside, real_number, whole_number
 from .config import AppConfig
-from .downloads import write_downloads
+from .downloads import bundle_report, write_downloads
 from .errors import friendly
-from .generation import MAX_SAMPLES, GenerateParams, run_generation
+from .generation import MAX_SAMPLES, GenerateParams, NoPointsError, run_generation
+from .notices import NO_POINTS_FOUND, clinical_all, engine_warnings, film_warnings, gather
+from .point_labels import clinician_points
 from ..layer_spec import parse_layers
 from .uploads import load_upload, released_if_refused
 
@@ -55,11 +57,17 @@ def make_api(config: AppConfig):
 
     @friendly
     def api_ground(image, text: str, grounder: str = "rules") -> dict:
-        """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings", ...}."""
+        """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings", ...}: labels and
+        warnings in the page's words ("consolidation, new (right lower lobe)"); `warning_details` the technical
+        messages behind the warnings."""
         with released_if_refused(image):  # refused unread: this request is done with its upload (issue 26)
             check_request(text or "", grounder or "rules")  # text limit, grounder, VLM weights: before the upload is read
         loaded = load_upload(image, config)
-        return ground(loaded, text or "", grounder or "rules").to_dict()
+        result = ground(loaded, text or "", grounder or "rules")
+        answer = result.to_dict()
+        answer["points"] = [p.to_dict() for p in clinician_points(result.points)]  # the page's wording
+        answer["warnings"], answer["warning_details"] = gather(film_warnings(loaded), result.warnings)
+        return answer
 
     @friendly
     def api_generate(
@@ -75,9 +83,13 @@ def make_api(config: AppConfig):
         loaded = load_upload(image, config)
         check_frontal_chest(loaded)  # a lateral view is refused (LateralViewError) before grounding or generating
         raw = points_json(points)
+        point_warnings: list[str] = []
         if raw is None:
-            found = as_points(ground(loaded, text or "", "rules").points)
+            grounded = ground(loaded, text or "", "rules")
+            found, point_warnings = clinician_points(grounded.points), grounded.warnings
             note = {"count": len(found), "by": "grounder: rules", "found_for": " ".join((text or "").split())}
+            if not found:  # nothing to change: refused before any model time (never the prior handed back)
+                raise NoPointsError(f"{NO_POINTS_FOUND} ({'; '.join(clinical_all(point_warnings)) or 'no finding'})")
         else:
             found = as_points(raw)
             check_inside(found, loaded.original_size)
@@ -89,7 +101,9 @@ def make_api(config: AppConfig):
             **options, **check_output_options(output_mode, region_scale, keep_blend), points_note=note,
         )
         bundle = run_generation(loaded, params)
-        files, report = write_downloads(bundle, params, loaded)
+        warnings, details = gather(film_warnings(loaded), point_warnings, engine_warnings(bundle))
+        files, report = write_downloads(bundle, params, loaded,
+                                        report=bundle_report(bundle, params, warnings, details))
         return files[0], report, files
 
     return api_ground, api_generate

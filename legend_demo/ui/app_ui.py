@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from ..edit_region import SCALE_RANGE
+from ..grounding.limits import MAX_TEXT_CHARS
 from ..strength import S_MAX
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..engines.registry import available_engines, load_engine
@@ -16,7 +17,7 @@ from .examples import gallery_items
 from .generation import MAX_SAMPLES
 from .handlers import (
     NO_IMAGE, make_upload_handler, on_cancel, on_clear, on_example_select, on_generate, on_ground, on_points_edited,
-    on_sigma,
+    on_result_tab, on_sigma, on_tab,
 )
 from .point_editor import PointEditor
 from .result_store import purge_session
@@ -53,10 +54,26 @@ PAGE_CSS = """
 #main-sliders { gap: 4px; }
 #main-sliders .block { padding-top: 3px; padding-bottom: 3px; }
 #point-editor { --lv-stage-h: clamp(240px, calc(100vh - 362px), 1100px); }
-#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 440px), 1000px); }
+#result-viewer { --lv-stage-h: clamp(220px, calc(100vh - 490px), 1000px); }
 #status, #image-summary { min-height: 18px; }
+#status { max-height: calc(5 * 1.35 * 12px + 2px); overflow-y: auto; }  /* status + warnings: 5 lines, then scroll */
 #status, #image-summary, #status .prose, #image-summary .prose, #status p, #image-summary p {
   font-size: 12px !important; line-height: 1.35 !important; margin: 0 !important; }
+#upload .upload-container { padding-top: 22px !important; }  /* the drop text starts below the box's label */
+#upload [data-testid=upload-icon] { width: 18px !important; height: 18px !important; margin: 0 auto !important; }
+#upload [data-testid=upload-text] { font-size: 13px !important; line-height: 1.25 !important; }
+#text-column { position: relative; }
+#text-count-box { position: absolute !important; top: 9px; right: 14px; width: auto !important; z-index: 3; }
+#text-count { font-size: 11px; color: var(--body-text-color-subdued, #555); background: var(--block-background-fill, #fff); }
+#text-count.over { color: #b91c1c; font-weight: 600; }
+#attention .grid-wrap, #attention .fixed-height { height: auto !important; max-height: none !important; }
+#attention .grid-container { grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px !important; }
+#attention .thumbnail-item { aspect-ratio: auto !important; height: auto !important; display: flex; flex-direction: column; }
+#attention .thumbnail-item img { width: 100% !important; height: auto !important; object-fit: contain !important; }
+#attention .caption-label { position: static !important; max-width: 100% !important; white-space: normal !important;
+  overflow: visible !important; opacity: 1 !important; border: 0 !important; background: transparent !important;
+  font-size: 11px !important; line-height: 1.25 !important; padding: 2px 3px !important; text-align: left; }
 #examples .grid-wrap, #examples .fixed-height { height: auto !important; min-height: 0 !important; max-height: none !important; }
 #examples .grid-container { grid-template-columns: repeat(auto-fill, minmax(108px, 1fr)) !important;
   grid-template-rows: none !important; grid-auto-rows: auto !important; gap: 6px !important; }
@@ -152,9 +169,12 @@ def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
         with gr.Column(scale=3, min_width=220):
             upload = gr.File(label="Prior film: DICOM, PNG, JPEG, TIFF", file_types=list(UPLOAD_SUFFIXES),
                              elem_id="upload", height=110)
-        with gr.Column(scale=5, min_width=280):
-            text = gr.Textbox(label="Progression description", lines=2, max_lines=5, elem_id="text",
+        with gr.Column(scale=5, min_width=280, elem_id="text-column"):
+            text = gr.Textbox(label=f"Progression description (up to {MAX_TEXT_CHARS:,} characters)", lines=2,
+                              max_lines=5, elem_id="text",
                               placeholder="e.g. interval increase of right lower lobe consolidation")
+            gr.HTML(f"<div id='text-count' aria-live='polite'>0 / {MAX_TEXT_CHARS:,} characters</div>",
+                    padding=False, container=False, elem_id="text-count-box")  # on the box's label line
         with gr.Column(scale=3, min_width=240, elem_id="actions"):
             with gr.Row():
                 find = gr.Button("Find lesions", elem_id="find", size="md", scale=2)
@@ -169,15 +189,18 @@ def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
             editor = PointEditor(elem_id="point-editor")
             summary = gr.Markdown(NO_IMAGE, elem_id="image-summary")
         with gr.Column(scale=1, min_width=320):
+            status = gr.Markdown(elem_id="status")  # above the films: never pushed below the fold
             viewer = FilmViewer(elem_id="result-viewer")
-            status = gr.Markdown(elem_id="status")
     with gr.Tabs(elem_id="secondary"):
-        with gr.Tab("Settings"):  # first, so rendered at load (the points box is read by the tests)
+        with gr.Tab("Settings") as settings_tab:  # first, so rendered at load (the points box is read by the tests)
             settings = _settings(config)
-        outputs = _outputs(status, viewer)
+        tabs, tab_blocks = _outputs()
     engine, engine_notes, source, grounder, trained, bias, steps, seed, samples, layers, output, keep, points_text = settings
     controls = [sigma, trained, bias, steps, seed, samples, compare, layers, output, region, keep]
-    upload_outputs = [state, editor, points_text, summary, *outputs]
+    shown = gr.State(None, time_to_live=3600)  # the last result, for its tabs (made when opened)
+    open_tab = gr.State("Settings")
+    results = [status, viewer, shown, *tabs]
+    upload_outputs = [state, editor, points_text, summary, *results]
     demo.load(_engine_discovery(config), None, [engine, engine_notes], api_visibility="private", queue=False).then(
         steps_control, engine, steps, api_visibility="private")
     engine.change(steps_control, engine, steps, api_visibility="private")
@@ -186,24 +209,39 @@ def _generate_page(config: AppConfig, demo: gr.Blocks) -> None:
         box.change(region_control, [output, keep], region, api_visibility="private", queue=False)
     text.change(None, text, None, js=TEXT_TO_EDITOR)  # the editor marks points found for another text (browser only)
     upload.upload(make_upload_handler(config), [upload, sigma, region], [upload, *upload_outputs],
-                  api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False)
+                  api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False
+                                                 ).then(None, None, None, js=FILM_INTO_VIEW)
     upload.clear(on_clear, None, upload_outputs, api_visibility="private")
     examples.select(on_example_select, [sigma, region], [upload, text, source, *upload_outputs],
-                    api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False)
-    find.click(on_ground, [state, text, grounder, sigma, region], [editor, points_text], api_visibility="private")
-    editor.change(on_points_edited, [editor, sigma, region], [editor, points_text], show_progress="hidden",
-                  trigger_mode="always_last", api_visibility="private")
+                    api_visibility="private").then(_close, None, examples_box, api_visibility="private", queue=False
+                                                   ).then(None, None, None, js=FILM_INTO_VIEW)
+    find.click(on_ground, [state, text, grounder, sigma, region], [editor, points_text, summary],
+               api_visibility="private")
+    editor.change(on_points_edited, [editor, sigma, region, state, text], [editor, points_text, summary],
+                  show_progress="hidden", trigger_mode="always_last", api_visibility="private")
     for slider in (sigma, region):
         slider.change(on_sigma, [editor, sigma, region], editor, show_progress="hidden", trigger_mode="always_last",
                       api_visibility="private")
-    job = generate.click(on_generate, [state, editor, text, source, engine, *controls], outputs,
-                         concurrency_id="gpu", concurrency_limit=1, show_progress_on=[viewer],
-                         api_visibility="private")  # progress (and a failure's badge) on the viewer only
+    job = generate.click(on_generate, [state, editor, text, source, engine, grounder, shown, *controls],
+                         [*results, editor, points_text, summary], concurrency_id="gpu", concurrency_limit=1,
+                         show_progress_on=[viewer], api_visibility="private")  # progress on the viewer only
+    job.then(on_result_tab, [shown, open_tab], tabs, show_progress="hidden", api_visibility="private")
     cancel.click(on_cancel, None, status, cancels=[job], queue=False, api_visibility="private")
+    settings_tab.select(lambda: "Settings", None, open_tab, queue=False, api_visibility="private")
+    for name, tab in tab_blocks.items():  # a result tab is made when it is opened (result_tabs.py)
+        tab.select(on_tab(name), shown, [open_tab, *tabs], api_visibility="private")
 
 
 TEXT_TO_EDITOR = ("(text) => { window.__legendText = text; "
-                  "window.dispatchEvent(new CustomEvent('legend:text', {detail: text})); return []; }")
+                  "window.dispatchEvent(new CustomEvent('legend:text', {detail: text})); "
+                  "const count = document.querySelector('#text-count'); const n = (text || '').length; "
+                  f"if (count) {{ count.classList.toggle('over', n > {MAX_TEXT_CHARS}); "
+                  f"count.textContent = n.toLocaleString('en') + ' / {MAX_TEXT_CHARS:,} characters' + "
+                  f"(n > {MAX_TEXT_CHARS} ? ' — too long: Find lesions and Generate will refuse it' : ''); }} "
+                  "return []; }")
+FILM_INTO_VIEW = ("() => { if (window.innerWidth <= 640) setTimeout(() => { const el = document.querySelector("
+                  "'#point-editor'); if (el) el.scrollIntoView({block: 'start', behavior: 'instant'}); }, 250); "
+                  "return []; }")  # a phone: the film, not the form above it, after a film is loaded
 
 
 def _close():
@@ -278,10 +316,10 @@ def _settings(config: AppConfig) -> list[gr.components.Component]:
     return [engine, engine_notes, source, grounder, trained, bias, steps, seed, samples, layers, output, keep, points_text]
 
 
-def _outputs(status: gr.Markdown, viewer: FilmViewer) -> list[gr.components.Component]:
-    """The result tabs; returns every result output in handlers' order."""
+def _outputs() -> tuple[list[gr.components.Component], dict[str, gr.Tab]]:
+    """The result tabs: (their outputs in result_tabs.TAB_OUTPUTS order, {tab name: tab})."""
     view_only = ["fullscreen"]  # no built-in download buttons: they would hand out unlabelled webp copies
-    with gr.Tab("Maps"):
+    with gr.Tab("Maps") as maps:
         with gr.Row():
             diff = gr.Image(label="Difference: SYNTHETIC follow-up − prior (shared scale, colour bar below)",
                             elem_id="difference", buttons=view_only)
@@ -290,19 +328,21 @@ def _outputs(status: gr.Markdown, viewer: FilmViewer) -> list[gr.components.Comp
             prior = gr.Image(label="Gaussian prior on the token grid (model view)", elem_id="prior-overlay",
                              buttons=view_only)
             model_view = gr.Image(label="Model view: the engine's raw output", elem_id="model-view", buttons=view_only)
-    with gr.Tab("Samples"):
+    with gr.Tab("Samples") as samples_tab:
         samples = gr.Gallery(label="SYNTHETIC samples (mean and per-pixel std when K > 1)", columns=4, height=440,
                              object_fit="contain", elem_id="samples", buttons=view_only)
-    with gr.Tab("Attention"):
+    with gr.Tab("Attention") as attention_tab:
         attention = gr.Gallery(label="Per-layer attention over the prior (edit queries → source image keys); colour "
-                               "bar: share of the image attention per token cell, one scale for all layers", columns=5, height="auto", object_fit="contain",
-                               elem_id="attention", buttons=view_only)
-    with gr.Tab("Metrics"):
+                               "bar: share of the image attention per token cell, one scale for all layers",
+                               columns=6, height="auto", object_fit="contain", elem_id="attention", buttons=view_only)
+    with gr.Tab("Metrics") as metrics_tab:
         plot = gr.Plot(label="CBI / EAR / Attn-IoU per layer")
         table = gr.Dataframe(label="Attention metrics per layer", elem_id="metrics-table")
-    with gr.Tab("Downloads"):
+    with gr.Tab("Downloads") as downloads_tab:
         files = gr.File(label="Downloads: SYNTHETIC film PNG and DICOM Secondary Capture, model view, report JSON "
                         "(every image labelled below its pixels)", file_count="multiple", elem_id="downloads")
-    with gr.Tab("Report"):
+    with gr.Tab("Report") as report_tab:
         report = gr.JSON(label="Provenance / report", elem_id="report")
-    return [status, viewer, diff, diff_off, prior, model_view, samples, attention, plot, table, report, files]
+    blocks = {"Maps": maps, "Samples": samples_tab, "Attention": attention_tab, "Metrics": metrics_tab,
+              "Downloads": downloads_tab, "Report": report_tab}
+    return [diff, diff_off, prior, model_view, samples, attention, plot, table, files, report], blocks

@@ -14,9 +14,13 @@ from .generation import GenerationBundle, GenerateParams
 from .result_store import result_folder
 
 
-def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str, Any]:
-    """The main result's report plus every sample's seed and metrics and the GBCA-off comparison."""
+def bundle_report(bundle: GenerationBundle, params: GenerateParams, warnings: list[str] | None = None,
+                  details: list[str] | None = None) -> dict[str, Any]:
+    """The main result's report plus every sample's seed and metrics and the GBCA-off comparison; `warnings` in a
+    clinician's words (legend_demo.ui.notices), `details` the technical messages behind them."""
     report = bundle.main.report()
+    report["warnings"] = list(warnings or [])
+    report["warning_details"] = list(details or [])
     report["app"] = {"name": "LeGend demo", "version": __version__}
     report["request"] = {
         "progression_text": params.text, "source_text": params.source_text or None,
@@ -32,18 +36,19 @@ def bundle_report(bundle: GenerationBundle, params: GenerateParams) -> dict[str,
 
 
 def write_downloads(bundle: GenerationBundle, params: GenerateParams, prior: LoadedImage,
-                    folder: Path | None = None) -> tuple[list[str], dict]:
+                    folder: Path | None = None, report: dict | None = None) -> tuple[list[str], dict]:
     """Write the follow-up film (PNG at the film's own resolution and depth, DICOM Secondary Capture), the raw model
     view, the other samples and the GBCA-off film (PNG), and the report JSON, every image labelled below its
     pixels, into a fresh folder of this session (purged when the session ends or after an hour, see result_store);
-    return (paths, report). The first path is the main follow-up film PNG."""
+    return (paths, report). The first path is the main follow-up film PNG; the film's PNG and DICOM carry the same
+    label lines, so one band of one height. `report`: the report to write (default: bundle_report without warnings)."""
     folder = Path(folder or result_folder())
     main = bundle.main
     label = {"engine": main.engine, "checkpoint": main.checkpoint}
     extra = [f"seed {bundle.seeds[0]} · sigma {params.sigma_ratio:g} · bias {_bias_text(params.bias_strength)}"
              f" · output {main.film.mode}"]
     paths = [save_film_png(main.film, prior, folder / "synthetic_followup.png", extra_lines=extra, **label),
-             save_film_dicom(main.film, prior, folder / "synthetic_followup.dcm", **label),
+             save_film_dicom(main.film, prior, folder / "synthetic_followup.dcm", extra_lines=extra, **label),
              save_synthetic_png(main.followup, folder / "synthetic_model_view.png",
                                 extra_lines=["model view (raw engine output)"], **label)]
     for seed, result in zip(bundle.seeds[1:], bundle.samples[1:]):
@@ -52,7 +57,7 @@ def write_downloads(bundle: GenerationBundle, params: GenerateParams, prior: Loa
     if bundle.off is not None:
         paths.append(save_film_png(bundle.off.film, prior, folder / "synthetic_followup_gbca_off.png",
                                    extra_lines=[f"GBCA off · seed {bundle.seeds[0]}"], **label))
-    report = bundle_report(bundle, params)
+    report = report if report is not None else bundle_report(bundle, params)
     path = folder / "synthetic_followup_report.json"
     path.write_text(json.dumps(report, indent=2), encoding="utf-8")
     return [str(p) for p in paths] + [str(path)], report

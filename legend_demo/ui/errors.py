@@ -11,6 +11,7 @@ import gradio as gr
 
 from ..engines.base import GenerationCancelled
 from ..errors import EngineUnavailableError, GenerationError, ImageInputError
+from ..grounding.orientation import LateralViewError
 
 F = TypeVar("F", bound=Callable)
 log = logging.getLogger("legend_demo.ui")
@@ -22,6 +23,8 @@ def user_message(exc: BaseException) -> str:
         return "Generation cancelled."
     if isinstance(exc, ImageInputError):
         return f"Image problem: {exc}"
+    if isinstance(exc, LateralViewError):
+        return f"Not a frontal chest film: {exc}"
     if isinstance(exc, EngineUnavailableError):
         return f"No model available: {exc}"
     if _is_out_of_memory(exc):

@@ -42,7 +42,9 @@ class Example:
 
     @property
     def caption(self) -> str:
-        return f"SYNTHETIC {self.kind}: {self.name}"
+        """A render is captioned by its own description (two renders may show the same kind of change)."""
+        what = self.text.rstrip(". ") if self.path else self.name
+        return f"SYNTHETIC {self.kind}: {what}"
 
     def lesion_points(self) -> list[LesionPoint]:
         """Its stored points; for a drawing, where its finding was drawn (at WIDTH × HEIGHT)."""

@@ -21,6 +21,12 @@ MAX_SAMPLES = 8
 SAMPLE_NOISE_MIX = 0.25  # η used when K > 1: inversion is deterministic, so seeds only differ through fresh noise
 
 Reporter = Callable[[float, str], None]  # (fraction done in [0, 1], description)
+NO_POINTS = ("there are no lesion points, so the follow-up would be your film unchanged: place a point on the film "
+             "or describe the change with its side and zone, then Generate")
+
+
+class NoPointsError(ValueError):
+    """A composite follow-up without lesion points would be the prior itself: refused before any work."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,11 @@ class GenerateParams:
         return SAMPLE_NOISE_MIX if self.num_samples > 1 else 0.0
 
     def check(self) -> None:
+        """Refuse, before any model time, what cannot give a useful follow-up (never the prior handed back)."""
         if not (1 <= self.num_samples <= MAX_SAMPLES):
             raise ValueError(f"number of samples K={self.num_samples} must be between 1 and {MAX_SAMPLES}")
+        if not self.points and self.output_mode == "composite":
+            raise NoPointsError(NO_POINTS)
 
 
 @dataclass
@@ -134,3 +143,18 @@ def _run_one(engine: Engine, request: GenerationRequest, index: int, count: int,
     if cancel is not None and cancel.is_set():
         raise GenerationCancelled("cancelled by the user")
     return engine.generate(request, progress=progress, cancel=cancel)
+
+
+def warm_up(engine: Engine, steps: int = 2) -> float:
+    """One small follow-up (a flat 128² film, one point, `steps` steps) so the first real click does not pay the
+    libraries' first-call costs (kernel set-up, the text encoder's first call); returns the seconds it took."""
+    import time
+
+    import numpy as np
+
+    started = time.perf_counter()
+    film = np.full((128, 128), 0.5, np.float32)
+    request = GenerationRequest(image=film, progression_text="new right lower lobe consolidation",
+                                points=[LesionPoint(40.0, 90.0, 5, "warm-up")], steps=steps, capture_layers=None)
+    engine.generate(request)
+    return time.perf_counter() - started

@@ -67,3 +67,15 @@ def zone_words(zone: str) -> str:
 
 def clinician_points(points: Iterable[LesionPoint]) -> list[LesionPoint]:
     return [replace(p, label=clinician_label(p.label)) for p in points]
+
+
+def label_from_text(point: LesionPoint, mentions: list[LesionPoint], others: Iterable[LesionPoint]) -> LesionPoint:
+    """A point placed by hand takes its finding from the description: the label and confidence of the nearest
+    mention the other points do not already show (else of the nearest mention). Without any mention the label
+    stays empty and the confidence is 3 (the editor asks for the finding)."""
+    if not mentions:
+        return replace(point, label="", confidence=3)
+    shown = {p.label for p in others}
+    pool = [m for m in mentions if m.label not in shown] or mentions
+    nearest = min(pool, key=lambda m: (m.x - point.x) ** 2 + (m.y - point.y) ** 2)
+    return replace(point, label=nearest.label, confidence=nearest.confidence)

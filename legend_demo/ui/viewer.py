@@ -6,7 +6,9 @@ Films travel to the browser as 12-bit samples (more than the 8 bits of a PNG, so
 16-bit films) at display resolution: `film_payload` → {"key", "w", "h", "bits", "data", "base"}, where `data` is
 base64(zlib(uint16 little-endian residuals)) and a residual is the sample minus its left neighbour (the row's first
 sample minus 0), or, when `base` names another film of the same size, minus that film's sample (a composite differs
-from its prior only inside the edit region, so its residuals are mostly zero). All arithmetic is modulo 2¹⁶.
+from its prior only inside the edit region, so its residuals are mostly zero). A film sent against a base carries
+only the box [x, y, w, h] where it differs (`box`; outside it the film is the base), so the browser inflates and
+adds that box only. All arithmetic is modulo 2¹⁶.
 
 A page that already has 8-bit grey PNGs (the reader study) can send them as they are (`png_payload`).
 
@@ -66,12 +68,13 @@ def quantize(array01: np.ndarray, bits: int = FILM_VIEW_BITS) -> np.ndarray:
 
 
 def film_payload(array01: np.ndarray, base: np.ndarray | None = None, base_key: str | None = None,
-                 max_side: int = FILM_VIEW_MAX_SIDE) -> dict[str, Any]:
+                 max_side: int = FILM_VIEW_MAX_SIDE, base_samples: np.ndarray | None = None) -> dict[str, Any]:
     """The viewer's copy of a film (module docstring); `base` (the same film size) with `base_key` sends only the
-    difference from that film, which the browser must already have."""
+    difference from that film, which the browser must already have. `base_samples`: the base's quantized display
+    samples when already at hand (skips recomputing them)."""
     samples = quantize(display_film(array01, max_side))  # (h, w)
     if base is not None:
-        reference = quantize(display_film(base, max_side))
+        reference = base_samples if base_samples is not None else quantize(display_film(base, max_side))
         if reference.shape != samples.shape:
             raise ValueError(f"a film and its base differ in size: {samples.shape} vs {reference.shape}")
         if base_key is None:
@@ -80,10 +83,23 @@ def film_payload(array01: np.ndarray, base: np.ndarray | None = None, base_key: 
         reference = np.zeros_like(samples)
         reference[:, 1:] = samples[:, :-1]
     residual = (samples.astype(np.int32) - reference.astype(np.int32)).astype(np.uint16)  # modulo 2^16
+    box = _changed_box(residual) if base is not None else None  # [x, y, w, h]
+    if box is not None:
+        x, y, w, h = box
+        residual = residual[y:y + h, x:x + w]
     data = zlib.compress(residual.astype("<u2").tobytes(), ZLIB_LEVEL)
-    return {"key": film_key(samples), "w": int(samples.shape[1]), "h": int(samples.shape[0]),
-            "bits": FILM_VIEW_BITS, "data": base64.b64encode(data).decode("ascii"),
-            "base": base_key if base is not None else None}
+    payload = {"key": film_key(samples), "w": int(samples.shape[1]), "h": int(samples.shape[0]),
+               "bits": FILM_VIEW_BITS, "data": base64.b64encode(data).decode("ascii"),
+               "base": base_key if base is not None else None}
+    return payload | ({"box": box} if box is not None else {})
+
+
+def _changed_box(residual: np.ndarray) -> list[int]:
+    """[x, y, w, h] of the nonzero residuals (at least 1 × 1, at the top left when nothing changed)."""
+    rows, cols = np.flatnonzero(residual.any(axis=1)), np.flatnonzero(residual.any(axis=0))
+    if rows.size == 0:
+        return [0, 0, 1, 1]
+    return [int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
 def png_payload(png: bytes) -> dict[str, Any]:
@@ -104,11 +120,14 @@ def film_key(samples: np.ndarray) -> str:
 def decode_payload(payload: Mapping[str, Any], base: np.ndarray | None = None) -> np.ndarray:
     """Python twin of the browser's decoder (for tests): the (h, w) uint16 samples of a payload."""
     raw = np.frombuffer(zlib.decompress(base64.b64decode(payload["data"])), dtype="<u2")
-    residual = raw.reshape(payload["h"], payload["w"]).astype(np.uint32)
     if payload.get("base"):
         if base is None:
             raise ValueError("this payload is a difference: pass its base film's samples")
-        return ((residual + base) % 65536).astype(np.uint16)
+        x, y, w, h = payload.get("box") or [0, 0, payload["w"], payload["h"]]
+        out = np.array(base, dtype=np.uint32)
+        out[y:y + h, x:x + w] += raw.reshape(h, w)
+        return (out % 65536).astype(np.uint16)
+    residual = raw.reshape(payload["h"], payload["w"]).astype(np.uint32)
     return (np.cumsum(residual, axis=1) % 65536).astype(np.uint16)
 
 

@@ -35,6 +35,7 @@
     host.querySelector('.fv-empty').hidden = !!v;
     host.querySelector('.lv-controls').hidden = !v;
     host.querySelector('.lv-toolbar').hidden = !v;
+    host.querySelector('.lv-note').hidden = !v;  // no result, no note about it
     panesEl.hidden = !v;
     host.dataset.layout = ui.layout;
     host.querySelectorAll('[data-layout]').forEach((b) => b.setAttribute('aria-pressed', String(b.dataset.layout === ui.layout)));
@@ -77,6 +78,8 @@
         pane.showOverlay('region', ui.region);
       }
       host.querySelector('.lv-note').textContent = v.note || '';
+    } else {
+      host.querySelector('.lv-note').textContent = '';
     }
     layout();
   };

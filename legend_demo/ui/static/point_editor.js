@@ -22,6 +22,8 @@
     const finding = norm(f.finding), change = norm(f.change), zone = norm(f.zone);
     return (finding || (change || zone ? 'finding' : '')) + (change ? ', ' + change : '') + (zone ? ' (' + zone + ')' : '');
   };
+  const samePlaces = (a, b) => Array.isArray(a) && Array.isArray(b) && a.length === b.length &&
+    a.every((p, i) => p.x === b[i].x && p.y === b[i].y);
   const stale = () => {
     const v = current();
     return !!(v && points().length && v.for_text != null && norm(v.for_text) !== norm(window.__legendText));
@@ -35,7 +37,7 @@
     '<button type="button" data-pe="reset" title="Back to the points the grounder found (G)">Reset to found points</button>' +
     '<button type="button" data-pe="prior" aria-pressed="true" title="Show the Gaussian prior (O)">Prior overlay</button>' +
     '<button type="button" data-pe="region" aria-pressed="true" title="Show the edit region outline (E)">Edit region</button></div>' +
-    '<div class="pe-size"></div><ol class="pe-list"></ol>' +
+    '<div class="pe-size"></div><ol class="pe-list"></ol><ul class="pe-notes" role="status" aria-label="warnings" hidden></ul>' +
     '<div class="pe-help">Click the film to add a point · drag a point to move it · double-click it or ✕ to delete · ' +
     'drag the film for window/level, wheel to zoom · keys work while the film has the focus: Ctrl+Z / Ctrl+Y, Delete, O, E, G, I, R, 1–3.</div>' +
     '</div></div><div class="lv-empty pe-empty">Upload a radiograph or pick a synthetic example, then press ' +
@@ -78,6 +80,12 @@
       ui.selected = -1;
     }
     overlayIn(v.overlay);
+    if (ui.local) ui.local = Object.assign({}, ui.local, {notices: v.notices});  // warnings come from Python
+    const asked = ui.local && (ui.local.points || []).some((p) => p.ask);
+    if (asked && samePlaces(ui.local.points, v.points)) {  // Python labelled the points placed by hand: keep its labels
+      ui.local = Object.assign({}, ui.local, {points: clone(v.points)});
+      ui.history[ui.index] = clone(v.points);
+    }
     const mine = ui.local;
     if (mine && mine !== ui.resent && (JSON.stringify(mine.points) !== JSON.stringify(v.points) || mine.for_text !== v.for_text)) {
       // a late reply to an older edit replaced the page's copy: send the newest edit again (once), so Generate uses it
@@ -133,7 +141,7 @@
       const opts = [1, 2, 3, 4, 5].map((c) => `<option value="${c}"${c === p.confidence ? ' selected' : ''}>${c}</option>`).join('');
       return `<li class="pe-row${i === ui.selected ? ' pe-selected' : ''}" data-i="${i}">` +
         `<div class="pe-line"><span class="pe-num conf${LV.esc(p.confidence)}">${i + 1}</span>` +
-        `<input class="pe-f" data-field="finding" value="${LV.esc(f.finding)}" placeholder="finding (placed by hand)" aria-label="finding of point ${i + 1}">` +
+        `<input class="pe-f" data-field="finding" value="${LV.esc(f.finding)}" placeholder="${p.ask ? 'reading the description…' : 'which finding? type it'}" aria-label="finding of point ${i + 1}">` +
         `<select class="pe-conf" aria-label="confidence of point ${i + 1} (1–5)" title="confidence 1–5">${opts}</select>` +
         `<button type="button" class="pe-del" data-i="${i}" aria-label="delete point ${i + 1}" title="delete point ${i + 1}">✕</button></div>` +
         `<div class="pe-line pe-sub"><input class="pe-f" data-field="change" value="${LV.esc(f.change)}" placeholder="change" aria-label="change of point ${i + 1}">` +
@@ -147,6 +155,10 @@
     host.querySelector('[data-pe="reset"]').disabled = !found;
     host.querySelector('[data-pe="prior"]').setAttribute('aria-pressed', String(ui.prior));
     host.querySelector('[data-pe="region"]').setAttribute('aria-pressed', String(ui.region));
+    const notes = Array.isArray(v.notices) ? v.notices : [];  // warnings in clinician words, from Python
+    const box = host.querySelector('.pe-notes');
+    box.hidden = !notes.length;
+    box.innerHTML = notes.map((n) => `<li>${LV.esc(n)}</li>`).join('');
     const banner = host.querySelector('.pe-stale');
     const isStale = stale();
     banner.hidden = !isStale;
@@ -175,7 +187,8 @@
       if (!current() || !at || at.fx < 0 || at.fy < 0 || at.fx >= 1 || at.fy >= 1) return;  // outside the film: nothing
       const p = toPoint(ev);
       ui.selected = points().length;
-      commit([...points(), {x: p.x, y: p.y, confidence: 5, label: ''}]);
+      // Python takes its finding from the description (the nearest mention no other point shows) or asks for it
+      commit([...points(), {x: p.x, y: p.y, confidence: 3, label: '', ask: true}]);
     },
   });
   pane.layer.addEventListener('pointerdown', (ev) => {
