@@ -57,9 +57,23 @@ def test_the_issue_cases_land_low_enough_on_rg1():
     assert 0.55 * height < zone.y < dome_y and zone.x < width / 2
     (effusion,) = ground(film, "Interval increase in right pleural effusion.").points
     angle = np.array(RG1_LANDMARKS["right costophrenic"])
-    assert np.hypot(*(np.array([effusion.x, effusion.y]) - angle)) < 0.08 * height
+    # issue 19: where a reader would box the effusion — the lower hemithorax above the angle, not its tip
+    assert angle[1] - 0.25 * height < effusion.y < angle[1] - 0.03 * height and angle[0] < effusion.x < width / 2
     (upper,) = ground(film, "New right upper lobe opacity.").points
     assert RG1_LANDMARKS["right apex"][1] + 0.1 * height < upper.y < 0.45 * height
+
+
+def test_effusion_points_rise_with_severity_and_stay_above_the_diaphragm():
+    """Issue 19: a larger effusion's point is higher; none lies below the hand-marked dome or at the angle's tip."""
+    film = rg1_array()
+    for side in ("right", "left"):
+        small, moderate, large = (ground(film, f"New {size} {side} pleural effusion.").points[0]
+                                  for size in ("small", "moderate", "large"))
+        assert small.y > moderate.y > large.y
+        angle = np.array(RG1_LANDMARKS[f"{side} costophrenic"])
+        for point in (small, moderate, large):
+            assert point.y < angle[1] - 0.02 * film.shape[0]
+            assert (point.x < film.shape[1] / 2) == (side == "right")
 
 
 def test_left_middle_lobe_is_the_left_mid_zone_with_a_note():

@@ -132,6 +132,58 @@ def _equalise(u8: np.ndarray) -> np.ndarray:
     return lut[u8]
 
 
+FILL_SIDE = 256  # px, long side at which flat borders are found and filled
+MAX_FLAT = 0.3  # more of the image than this flat: not an export's corners or bars but the picture itself
+
+
+def fill_flat_borders(array: np.ndarray) -> np.ndarray:
+    """(H, W) float image → the same with flat regions touching its edge (the black or white corners a rotated
+    export adds, letterbox bars of any shape) filled in from the film next to them, so their straight edges do not
+    pose as lung borders. Found and filled at FILL_SIDE px, pasted back at full size; plain bars are left alone."""
+    import cv2
+
+    height, width = array.shape
+    factor = min(1.0, FILL_SIDE / max(height, width))
+    step = max(1, int(max(height, width) // (2 * FILL_SIDE)))
+    small = cv2.resize(np.ascontiguousarray(array[::step, ::step], np.float32),
+                       (max(8, round(width * factor)), max(8, round(height * factor))), interpolation=cv2.INTER_AREA)
+    filled, flat = _fill_flat_borders(small)
+    if flat is None:
+        return array
+    mask = cv2.resize(flat.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the resampled rim of the flat region
+    values = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.where(mask, values, array).astype(np.float32)
+
+
+def _fill_flat_borders(small: np.ndarray, tolerance: float = 4 / 255) -> tuple[np.ndarray, np.ndarray | None]:
+    """(filled image, flat mask) at small scale; (small, None) when there is nothing to fill."""
+    import cv2
+
+    edges = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    flat = np.zeros(small.shape, bool)
+    for value in (float(edges.min()), float(edges.max())):
+        near = (np.abs(small - value) <= tolerance).astype(np.uint8)
+        count, labels = cv2.connectedComponents(near, connectivity=4)
+        touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        touching = touching[touching > 0]
+        if len(touching):
+            flat |= np.isin(labels, touching)
+    if not flat.any() or flat.mean() > MAX_FLAT or _is_straight_bands(flat):
+        return small, None  # nothing flat, or plain bars that _content cuts off anyway
+    flat = cv2.dilate(flat.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # and its resampled, anti-aliased rim
+    low, high = float(small.min()), float(small.max())
+    u8 = np.round((small - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, flat.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return (filled.astype(np.float32) / 255 * (high - low) + low).astype(np.float32), flat
+
+
+def _is_straight_bands(flat: np.ndarray) -> bool:
+    """True when the flat region is whole rows and columns at the edges (letterbox bars)."""
+    rows, cols = flat.all(axis=1), flat.all(axis=0)
+    return bool(np.array_equal(flat, rows[:, None] | cols[None, :]))
+
+
 def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, int, int]:
     """Box (x0, y0, x1, y1) without uniform border rows and columns (letterbox padding)."""
     rows = np.ptp(small, axis=1) > tolerance  # (h,)
