@@ -210,8 +210,11 @@ def test_coarse_centres_when_the_lungs_cannot_be_found():
     result = ground(noise, "New RUL opacity. Increased left lower lobe consolidation.", "rules")
     assert any("coarse" in w for w in result.warnings)
     got = sorted((p.x, p.y) for p in result.points)
-    expected = sorted([(0.30 * 500, 0.20 * 300), (0.70 * 500, 0.80 * 300)])
+    # issue 19: without any anatomy the lower zone is raised from the thesis' 0.80H (below most diaphragms) to
+    # 0.62H, and every point is capped at confidence 3
+    expected = sorted([(0.30 * 500, 0.20 * 300), (0.70 * 500, 0.62 * 300)])
     assert np.allclose(got, expected, atol=1.0)
+    assert all(p.confidence <= 3 and "approximate" in p.label for p in result.points)
 
 
 def test_predict_points_warns_visibly_on_fallback():

@@ -34,6 +34,7 @@ DOME_BAND = 0.03  # a lung's lower border counts as its dome up to this fraction
 CHEST_WALL = 0.07  # chest-wall band width, fraction of the lung-pair width
 RECESS_HEIGHT = 0.22  # costophrenic recess: the lowest fraction of the lung height …
 RECESS_WIDTH = 0.45  # … in the lateral fraction of the lung width
+COARSE_SAFE_ROWS = (0.20, 0.41, 0.62)  # zone centres without any anatomy: the lower one above a typical diaphragm
 PROFILE_CONTRAST = 0.08  # profile fallback: lungs at least this much darker than abdomen and mediastinum
 PATIENT_SIDES = ("right", "left")  # lung 0 is the image-left lung in standard display = the patient's right
 
@@ -527,7 +528,17 @@ def fallback_fields(fields: LungFields, anatomy: FilmAnatomy) -> tuple[LungField
     from .lung_fields import Box
 
     if anatomy.source != "intensity profiles":
-        return fields, "at the coarse centres 0.30W/0.70W × 0.20H/0.50H/0.80H of the image"
+        width, height = fields.image_size
+        top, bottom = (COARSE_SAFE_ROWS[0] - 0.5 * (COARSE_SAFE_ROWS[1] - COARSE_SAFE_ROWS[0])) * height, \
+            (COARSE_SAFE_ROWS[2] + 0.5 * (COARSE_SAFE_ROWS[2] - COARSE_SAFE_ROWS[1])) * height
+        left, right = fields.image_left, fields.image_right
+        boxes = (Box(left.x0, top, left.x1, bottom), Box(right.x0, top, right.x1, bottom))
+        method = (f"coarse: 0.30W/0.70W × {'/'.join(f'{v:.2f}H' for v in COARSE_SAFE_ROWS)} (the thesis' lower zone "
+                  f"0.80H lies below the diaphragm of most films; no lung fields: {fields.reason})")
+        return (_replace(fields, image_left=boxes[0], image_right=boxes[1], method=method),
+                "at the coarse centres 0.30W/0.70W × " + "/".join(f"{v:.2f}H" for v in COARSE_SAFE_ROWS)
+                + " of the image (the lower zone raised from the thesis' 0.80H, which lies below the diaphragm of most "
+                  "films)")
     boxes = []
     for side in PATIENT_SIDES:
         x0, y0, x1, y1 = anatomy.lung_box(side)
