@@ -32,6 +32,7 @@ PAIR_WIDTH_CM = 28.0  # without PixelSpacing, the two lung fields together are t
 NODULE_CM = 1.5  # diameter of a nodule without a written size (level 2); small ×0.6, large ×1.5
 MASS_CM = 4.0  # diameter of a mass without a written size
 EFFUSION_HEIGHT = {0.5: 0.07, 1.0: 0.13, 1.5: 0.20, 2.0: 0.28, 2.5: 0.38, 3.0: 0.50, 3.5: 0.70}  # × lung height
+EFFUSION_MEDIAL_EDGE = 0.30  # the medial 30 % of the lung's width (behind the heart) gets no fluid, fading in over 25 %
 EFFUSION_RISE = 0.6  # the meniscus rises this fraction of the effusion's height towards the lateral wall
 PNEUMOTHORAX_RIM = {0.5: 0.02, 1.0: 0.035, 1.5: 0.045, 2.0: 0.06, 2.5: 0.08, 3.0: 0.10, 3.5: 0.14}  # × pair width
 PNEUMOTHORAX_EXTENT = {0.5: 0.25, 1.0: 0.35, 1.5: 0.45, 2.0: 0.55, 2.5: 0.65, 3.0: 0.80, 3.5: 0.95}  # × lung height
@@ -41,6 +42,7 @@ ZONE_BANDS = {"upper": (0.0, 0.40), "middle": (0.28, 0.72), "lower": (0.58, 1.0)
               "base": (0.62, 1.0), "perihilar": (0.25, 0.72), "suprahilar": (0.12, 0.45), "infrahilar": (0.45, 0.80),
               "retrocardiac": (0.60, 1.0), "cardiophrenic": (0.72, 1.0), "costophrenic": (0.72, 1.0),
               "dome": (0.70, 1.0), "apicolateral": (0.0, 0.35), "axillary": (0.12, 0.50), "lateral": (0.25, 0.75)}
+DIAPHRAGM_MARGIN = 0.015  # intrathoracic compartments end this fraction of the lung height above the dome line
 BAND_SOFTNESS = 0.06  # lobes overlap on a PA film: band edges fade over this fraction of the lung height
 INTRATHORACIC = ("airspace", "nodule", "lucent", "diffuse", "effusion", "pneumothorax", "cardiac", "mediastinal")
 
@@ -127,7 +129,11 @@ def _intrathoracic(anatomy: FilmAnatomy) -> np.ndarray:
 
     cavity = np.maximum(anatomy.thorax, np.maximum(anatomy.lungs[0], anatomy.lungs[1]))
     cavity = cv2.GaussianBlur(np.clip(cavity * 2.0 - 0.5, 0, 1).astype(np.float32), (0, 0), 0.8)
-    return cavity * (1.0 - anatomy.below_diaphragm)
+    rows = np.flatnonzero((anatomy.lungs > 0.5).any(axis=(0, 2)))
+    margin = DIAPHRAGM_MARGIN * (rows[-1] - rows[0] + 1) if len(rows) else 0.0
+    line = anatomy.diaphragm[None, :] - margin  # (1, w)
+    above = np.clip(line - np.arange(cavity.shape[0], dtype=np.float32)[:, None] + 0.5, 0.0, 1.0)  # (h, w)
+    return cavity * above
 
 
 def _nearest_side(anatomy: FilmAnatomy, point: tuple[float, float]) -> str:
@@ -220,7 +226,8 @@ def _effusion(anatomy: FilmAnatomy, finding: Finding, side: str, point, spacing)
     below = np.clip((rows - meniscus) / max(1.0, 0.04 * height) + 0.5, 0.0, 1.0)  # (h, w)
     denser_down = np.clip(0.55 + 0.45 * (rows - meniscus) / max(depth, 1.0), 0.55, 1.0)
     recess = np.maximum(lung, anatomy.recesses[PATIENT_SIDES.index(side)])
-    weight = (recess * below * denser_down).astype(np.float32)
+    lateral_part = np.clip((lateral - EFFUSION_MEDIAL_EDGE) / 0.25, 0.0, 1.0)  # fluid layers laterally, not behind the heart
+    weight = (recess * below * denser_down * lateral_part).astype(np.float32)
     return Compartment(weight, f"{side} dependent pleural space below a meniscus",
                        {"side": side, "height_of_lung": round(fraction, 3), "meniscus_rise": EFFUSION_RISE})
 

@@ -8,8 +8,9 @@ the only value there is). Per pixel, with f ∈ [0, 1] the opacity (or lucency) 
 
     B = G_σb * a                    the local background (ribs and vessels averaged out)
     F = G_σn * a − G_σv * a         fine texture: vessels and lung markings (grain below σn is kept)
-    towards a denser target t (soft tissue T):      a' = a + knee(f·max(t − B, 0) − κ·f·F, C − a)
-    towards a darker target t (air, aerated lung):  a' = a + f·min(t − B, 0) − κ_t·f·F
+    a_f = a − κ·f·F                                  vessels fade (silhouette); the grain below σn stays
+    towards a denser target t (soft tissue T):      a' = min(a_f + knee(f·max(t − B, 0), C − a_f), max(a, C))
+    towards a darker target t (air, aerated lung):  a' = max(a_f + f·min(t − B, 0), min(a, floor))
 
 knee(d, room) = room·(1 − exp(−d/room)) for d > 0 (≈ d for small d, never above the ceiling C: nothing brighter than
 the film's own dense soft tissue); κ = TEXTURE_FADE (vessels fade inside an opacity), κ_t = TEXTURE_FADE towards
@@ -27,7 +28,7 @@ import numpy as np
 
 from .grounding.film_anatomy import FilmAnatomy
 
-TEXTURE_FADE = 0.85  # share of the fine texture removed at full opacity
+TEXTURE_FADE = 0.9  # share of the fine texture removed at full opacity
 CEILING_PERCENTILE = 90  # C: this percentile of heart + mediastinum + sub-diaphragmatic soft tissue
 SOFT_TISSUE_PERCENTILE = 50  # T: this percentile of heart + mediastinum in a band of rows
 LUNG_PERCENTILE = 35  # aerated lung: this percentile of the lung fields in a band of rows
@@ -142,9 +143,11 @@ def render_opacity(a: np.ndarray, fraction: np.ndarray, target: np.ndarray, text
     texture = blur(a, sigmas["grain"]) - blur(a, sigmas["vessel"])
     strength = np.abs(fraction)
     up = fraction > 0
+    faded = a - strength * texture_fade * texture  # vessels fade first (silhouette), the grain stays
     step = strength * (target - background)
-    step = np.where(up, np.maximum(step, 0.0), np.minimum(step, 0.0)) - strength * texture_fade * texture
-    out = a + np.where(step > 0, knee(step, ceiling - a), step)  # brighter: never above the ceiling
-    out = np.where(up, out, np.maximum(out, np.minimum(a, floor)))  # darker: never below the floor (air)
+    brighter = faded + knee(np.maximum(step, 0.0), ceiling - faded)  # towards soft tissue: into the ceiling
+    brighter = np.minimum(brighter, np.maximum(a, ceiling))  # never brighter than the prior and the ceiling
+    darker = np.maximum(faded + np.minimum(step, 0.0), np.minimum(a, floor))  # towards air: never below the floor
+    out = np.where(up, brighter, darker)
     out = np.where(fraction == 0, a, out)
     return out.astype(np.float32)

@@ -8,7 +8,7 @@ units a (stored values oriented dense-high, legend_demo.intensity.AttenuationSca
 - below_diaphragm / outside_chest_wall: share of Σ|Δa| below the traced hemidiaphragms (joined under the heart,
   held flat laterally) / lateral to the traced chest walls by more than a margin;
 - texture_reduction: 1 − (fine-texture energy after / before) in the dense core of a new opacity (Δa ≥ ½ of its
-  maximum), fine texture = G_σf − G_σc of a (σ ≈ 0.3 and 1.5 mm on a 43 cm film: vessels, not the grain);
+  maximum, eroded by 3 σc so its own edge does not count), fine texture = G_σf − G_σc of a (σ ≈ 0.3 and 1.5 mm on a 43 cm film: vessels, not the grain);
 - lower_share: share of Σ|Δa| in the lower half of the named hemithorax (between its apex and its dome).
 Pure numpy + OpenCV.
 """
@@ -89,8 +89,11 @@ def texture_reduction(prior_a: np.ndarray, follow_a: np.ndarray, width_px: int) 
     delta = follow_a - prior_a
     if delta.max() <= 2 * NEW_OPACITY:
         return None
-    core = delta >= 0.5 * delta.max()
     fine, coarse = max(0.5, 0.0008 * width_px), max(1.5, 0.004 * width_px)
+    reach = int(np.ceil(3 * coarse))  # the core's interior: the opacity's own edge is no texture
+    core = cv2.erode((delta >= 0.5 * delta.max()).astype(np.uint8), np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)) > 0
+    if core.sum() < 16:
+        return None
 
     def band(a: np.ndarray) -> np.ndarray:
         a = a.astype(np.float32)

@@ -334,7 +334,10 @@ def _diaphragm_line(binary: np.ndarray) -> np.ndarray:
     known = np.flatnonzero(np.isfinite(line))
     if not len(known):
         return np.full(w, h, np.float32)
-    return np.interp(np.arange(w), known, line[known]).astype(np.float32)  # np.interp holds the ends flat
+    from scipy.ndimage import median_filter
+
+    values = median_filter(line[known], size=max(3, w // 28) | 1, mode="nearest")  # no spikes from mask slivers
+    return np.interp(np.arange(w), known, values).astype(np.float32)  # np.interp holds the ends flat
 
 
 def _recess(lung: np.ndarray, lateral_high_x: bool) -> np.ndarray:
