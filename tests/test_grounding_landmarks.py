@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from legend_demo.grounding import ground
-from legend_demo.grounding.landmark_check import RG1_LANDMARKS, landmark_errors, rg1_array, variants
+from legend_demo.grounding.landmark_check import RG1_LANDMARKS, landmark_errors, rg1_array, rg1_exports, variants
 
 pytest.importorskip("pydicom.data")
 VERTICAL_BOUND = 0.04
@@ -90,3 +90,29 @@ def test_severity_words_stay_in_the_labels():
     assert any(label.startswith("small effusion") for label in labels)
     assert any(label.startswith("moderate pneumothorax") for label in labels)
     assert any(label.startswith("trace effusion") for label in labels)
+
+
+EXPORTS = rg1_exports()
+
+
+@pytest.mark.parametrize("export", EXPORTS, ids=[e.name for e in EXPORTS])
+def test_exported_files_fit_like_the_dicom(export):
+    """Issue 19: RG1 as people export it (8-bit PNG/JPEG, changed aspect, dark or white bars, burned-in text, slight
+    rotation with black corners), loaded from the file's bytes: the same landmark bounds, and no effusion or
+    lower-lobe point below the hand-traced hemidiaphragm."""
+    from legend_demo import load_image
+    from legend_demo.evaluation.film_checks import polyline_rows
+
+    image = load_image(export.data)
+    height, width = image.array.shape
+    result = ground(image, "New right lower lobe consolidation. New large left pleural effusion.")
+    assert result.lung_fields["source"] == "image", result.lung_fields["method"]
+    errors = landmark_errors({k: tuple(v) for k, v in result.lung_fields["landmarks"].items()}, export.landmarks,
+                             height)
+    for name, (distance, vertical) in errors.items():
+        assert vertical <= VERTICAL_BOUND, (name, vertical)
+        assert distance <= DISTANCE_BOUND[name.split()[1]], (name, distance)
+    line = polyline_rows(export.lines["right diaphragm"] + export.lines["left diaphragm"], width)
+    assert len(result.points) == 2
+    for p in result.points:
+        assert p.y < line[int(p.x)] and p.confidence >= 4

@@ -169,8 +169,11 @@ def _fill_flat_borders(small: np.ndarray, tolerance: float = 4 / 255) -> tuple[n
         touching = touching[touching > 0]
         if len(touching):
             flat |= np.isin(labels, touching)
-    if not flat.any() or flat.mean() > MAX_FLAT or _is_straight_bands(flat):
-        return small, None  # nothing flat, or plain bars that _content cuts off anyway
+    if not flat.any() or flat.mean() > MAX_FLAT:
+        return small, None
+    flat = _corner_pieces(flat)  # bars are cut off by _content; film pixels near black or white stay
+    if flat is None:
+        return small, None
     flat = cv2.dilate(flat.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # and its resampled, anti-aliased rim
     low, high = float(small.min()), float(small.max())
     u8 = np.round((small - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
@@ -178,13 +181,28 @@ def _fill_flat_borders(small: np.ndarray, tolerance: float = 4 / 255) -> tuple[n
     return (filled.astype(np.float32) / 255 * (high - low) + low).astype(np.float32), flat
 
 
-def _is_straight_bands(flat: np.ndarray) -> bool:
-    """True when the flat region is whole rows and columns at the edges (letterbox bars)."""
-    rows, cols = flat.all(axis=1), flat.all(axis=0)
-    return bool(np.array_equal(flat, rows[:, None] | cols[None, :]))
+def _corner_pieces(flat: np.ndarray) -> np.ndarray | None:
+    """The parts of a flat border region that are corners (a rotated export's triangles): components that, once
+    whole flat rows and columns (bars) are set aside, touch two adjacent sides of what is left; None if none."""
+    import cv2
+
+    rows, cols = np.flatnonzero(~flat.all(axis=1)), np.flatnonzero(~flat.all(axis=0))
+    if not len(rows) or not len(cols):
+        return None
+    y0, y1, x0, x1 = rows[0], rows[-1], cols[0], cols[-1]
+    inner = np.zeros_like(flat)
+    inner[y0:y1 + 1, x0:x1 + 1] = flat[y0:y1 + 1, x0:x1 + 1]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inner.astype(np.uint8), connectivity=4)
+    keep = np.zeros_like(flat)
+    for index in range(1, count):
+        x, y, w, h, _ = stats[index]
+        top, bottom, left, right = y <= y0, y + h - 1 >= y1, x <= x0, x + w - 1 >= x1
+        if (top or bottom) and (left or right):
+            keep |= labels == index
+    return keep if keep.any() else None
 
 
-def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, int, int]:
+def _content(small: np.ndarray, tolerance: float = 6 / 255) -> tuple[int, int, int, int]:
     """Box (x0, y0, x1, y1) without uniform border rows and columns (letterbox padding)."""
     rows = np.ptp(small, axis=1) > tolerance  # (h,)
     cols = np.ptp(small, axis=0) > tolerance  # (w,)
@@ -192,7 +210,9 @@ def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, i
         return 0, 0, 0, 0
     y = np.flatnonzero(rows)
     x = np.flatnonzero(cols)
-    return int(x[0]), int(y[0]), int(x[-1]) + 1, int(y[-1]) + 1
+    x0, y0, x1, y1 = int(x[0]), int(y[0]), int(x[-1]) + 1, int(y[-1]) + 1
+    h, w = small.shape  # a bar's edge is blurred by resampling and JPEG: one more pixel off each cut side
+    return x0 + (x0 > 0), y0 + (y0 > 0), x1 - (x1 < w), y1 - (y1 < h)
 
 
 def _to_work(work: _Work, box: Box4) -> Box4:
