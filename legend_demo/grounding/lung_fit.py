@@ -202,7 +202,7 @@ def _corner_pieces(flat: np.ndarray) -> np.ndarray | None:
     return keep if keep.any() else None
 
 
-def _content(small: np.ndarray, tolerance: float = 6 / 255) -> tuple[int, int, int, int]:
+def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, int, int]:
     """Box (x0, y0, x1, y1) without uniform border rows and columns (letterbox padding)."""
     rows = np.ptp(small, axis=1) > tolerance  # (h,)
     cols = np.ptp(small, axis=0) > tolerance  # (w,)
