@@ -210,3 +210,12 @@ def test_model_view_output_stays_raw(rg1):
     view, frame = rg1.framed(128)
     film = model_view_film(rg1, np.clip(view + 0.2, 0, 1), frame)
     assert film.mode == "model-view" and "opacity_model" not in film.params
+
+
+def test_the_point_editor_draws_the_films_anatomy(rg1):
+    from legend_demo.ui.point_editor import anatomy_overlay, editor_value
+
+    value = editor_value(rg1.array, [], 0.1)
+    assert value["overlay"]["anatomy"].startswith("data:image/png;base64,")
+    noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
+    assert anatomy_overlay(noise) == ""  # no chest found: nothing drawn
