@@ -1,14 +1,20 @@
-"""The follow-up as a film: only the engine's change, added to the patient's own film at its own resolution.
+"""The follow-up as a film: only the engine's change, rendered as a finding in the patient's anatomy, on the
+patient's own film at its own resolution (DESIGN "What the user gets back is their film" and "A change is a finding
+in the patient's anatomy").
 
-follow-up = prior + resample(edit − source) · W  (display units), written back in the film's stored units.
-
-- edit, source: the engine's edit and source rows at the square model view; their difference is the change the
-  engine drew (reconstruction error common to both rows cancels).
-- resample: SquareFrame.sample_model_view, the exact inverse of the framing (pad/crop/resize), evaluated only
-  inside W's bounding box.
-- W: legend_demo.edit_region around the lesion points (same σ ratio as the Gaussian prior).
-Outside W the output is the prior's stored pixels, untouched. A "model view" film (for researchers reproducing
-the thesis) is instead the raw edit row resampled onto the whole film grid.
+For each lesion point k:
+- the finding (legend_demo.findings): kind, side, zone, severity level and size, from its label or the text;
+- its compartment C_k on the film's anatomy (legend_demo.finding_region, grounding/film_anatomy.py);
+- its region W_k = footprint_k · C_k (footprint: legend_demo.edit_region around the point, the Gaussian prior's σ);
+- its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY, per
+  pixel for findings whose shape the engine draws (consolidation, …), the W_k-weighted mean for findings whose
+  shape is anatomical (effusion, pneumothorax, nodule of a given size, cardiomegaly);
+- its opacity fraction f_k = W_k · density_k · s_k (density_k from kind and severity).
+Per pixel the point with the largest |f_k| wins; legend_demo.opacity renders f in the film's attenuation domain
+(stored units: towards the film's own soft tissue, aerated lung or air, vessels fading inside an opacity, never
+brighter than its dense soft tissue, never at the ends of its stored range) and the result is written back in the
+film's stored units. Outside W = max_k W_k the output is the prior's stored pixels, bit for bit. A "model view"
+film (for researchers reproducing the thesis) is instead the raw edit row resampled onto the whole film grid.
 """
 from __future__ import annotations
 
@@ -19,7 +25,15 @@ import numpy as np
 
 from .edit_region import EditRegion, region_box, region_weights
 from .geometry import SquareFrame
+from .intensity import AttenuationScale
 from .points import LesionPoint
+
+DISPLAY_STEP = 1.0 / 65535  # films without stored values: changed pixels stay this far inside [0, 1]
+CHANGE_FOR_FULL_DENSITY = 0.10  # display units at the model view: an engine change this large = the full density
+OPACITY_MODEL = ("opacity fraction f = W · density(kind, severity) · clip(engine change / "
+                 f"{CHANGE_FOR_FULL_DENSITY:g}, −1, 1) in the film's attenuation (stored, log) domain: a' = a + "
+                 "f·(target − G_σb a) − κ·f·(fine texture); targets from this film: soft tissue T (heart, "
+                 "mediastinum), aerated lung, air; brighter values knee into the ceiling C (dense soft tissue)")
 
 OutputMode = Literal["composite", "model-view"]
 OUTPUT_MODES = ("composite", "model-view")
@@ -68,12 +82,16 @@ def composite_change(
     sigma_ratio: float,
     region: EditRegion,
     smoothing_px: float = 0.0,
+    text: str = "",
 ) -> Film:
-    """Add (edit − source)·W to the prior film (a LoadedImage) inside W; the prior elsewhere, bit for bit.
+    """Render the engine's change (edit − source) as findings on the prior film (a LoadedImage) inside W; the prior
+    elsewhere, bit for bit. `text` is the progression description (read for points without a label).
 
     smoothing_px > 0 low-passes the change at the model view first (a Gaussian of that σ in model pixels), for
     engines whose per-token output leaves block edges in the change (Engine.change_smoothing_px).
     """
+    from .grounding.film_anatomy import film_anatomy
+
     if source_view.shape != edit_view.shape:
         raise ValueError(f"source row {source_view.shape} and edit row {edit_view.shape} differ in shape")
     delta = model_view_change(source_view, edit_view, smoothing_px)  # (side, side)
@@ -85,16 +103,114 @@ def composite_change(
     box = region_box(points, prior.size, sigma_px, region.scale)
     if box is None:
         return Film(display, stored, "composite", params={**params, "note": "no lesion points: the follow-up is the prior"})
-    weights = region_weights(points, box, sigma_px, region.scale)  # (h_b, w_b)
-    change = frame.sample_model_view(delta, box) * weights  # (h_b, w_b) display units
+    anatomy = film_anatomy(prior)
+    change = frame.sample_model_view(delta, box)  # (h_b, w_b) display units
+    rendering = render_findings(prior, anatomy, points, text, change, box, sigma_px, region.scale)
     x0, y0, x1, y1 = box
-    before = display[y0:y1, x0:x1]  # a view: written in place below
-    after = np.clip(before + change, 0.0, 1.0)
     if stored is None:
-        before[...] = after
+        inside = np.clip(rendering.attenuation, DISPLAY_STEP, 1.0 - DISPLAY_STEP)  # never exactly black or white
+        display[y0:y1, x0:x1] = np.where(rendering.fraction != 0, inside, display[y0:y1, x0:x1])
     else:
-        _write_stored(prior, stored[y0:y1, x0:x1], before, after)
-    return Film(display, stored, "composite", box, weights, params)
+        _write_stored(prior, rendering, stored[y0:y1, x0:x1], display[y0:y1, x0:x1])
+    params.update(rendering.params)
+    return Film(display, stored, "composite", box, rendering.weights, params)
+
+
+@dataclass
+class Rendering:
+    """The findings rendered in one box: attenuation (h_b, w_b) after, fraction f, region W, report params."""
+
+    attenuation: np.ndarray
+    fraction: np.ndarray
+    weights: np.ndarray
+    scale: AttenuationScale
+    params: dict[str, Any]
+
+
+def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change: np.ndarray,
+                    box: tuple[int, int, int, int], sigma_px: float, region_scale: float) -> Rendering:
+    """Every point's finding, compartment, region, strength and opacity in `box`, then the opacity model."""
+    from .finding_region import LUCENT, compartment, density, shaped
+    from .findings import finding_of
+    from .opacity import TEXTURE_FADE, film_densities, film_sigmas, render_opacity
+
+    scale = AttenuationScale.of(prior.intensity_map())
+    x0, y0, x1, y1 = box
+    a = scale.to_attenuation(prior.array[y0:y1, x0:x1] if prior.stored is None else prior.stored[y0:y1, x0:x1])
+    densities = film_densities(_attenuation_grid(prior, anatomy, scale), anatomy)
+    spacing = pixel_spacing_mm(prior)
+    fractions, lucent, reports = [], [], []
+    weights = np.zeros(change.shape, np.float32)
+    for point in points:
+        finding = finding_of(point, text, _side_width(prior, anatomy))
+        room = compartment(anatomy, finding, anatomy.to_grid(point.x, point.y), spacing)
+        footprint = region_weights([point], box, sigma_px, region_scale)  # (h_b, w_b)
+        w_k = footprint * anatomy.sample(room.weight, box)  # (h_b, w_b)
+        weights = np.maximum(weights, w_k)
+        raw = np.clip(change / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0)  # (h_b, w_b)
+        if shaped(finding, room):
+            mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
+            strength = np.float32(np.clip(mean / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0))
+            how = f"shape from the anatomy; strength {float(strength):+.2f} from the engine's mean change {mean:+.4f}"
+        else:
+            strength = raw
+            how = "shape and strength from the engine's change, inside the compartment"
+        fractions.append(w_k * density(finding) * strength)
+        lucent.append(finding.kind in LUCENT)
+        reports.append({"point": [round(point.x, 1), round(point.y, 1)], "read": finding.describe(),
+                        "finding": finding.to_dict(), **room.describe(), "density": round(density(finding), 3),
+                        "drawn": how, "region_px": int((w_k > 0).sum())})
+    stack = np.stack(fractions)  # (K, h_b, w_b)
+    winner = np.argmax(np.abs(stack), axis=0)  # (h_b, w_b)
+    fraction = np.take_along_axis(stack, winner[None], axis=0)[0]
+    is_lucent = np.array(lucent)[winner]  # (h_b, w_b)
+    soft = anatomy.sample(np.repeat(densities.soft_tissue[:, None], anatomy.grid_size[0], axis=1), box)
+    lung = anatomy.sample(np.repeat(densities.lung[:, None], anatomy.grid_size[0], axis=1), box)
+    air = np.full(a.shape, densities.air, np.float32)
+    up = fraction > 0
+    target = np.where(is_lucent, np.where(up, lung, air), np.where(up, soft, lung))
+    fade = np.where(up != is_lucent, TEXTURE_FADE, 0.0).astype(np.float32)  # into soft tissue or air: no markings
+    sigmas = film_sigmas(anatomy)
+    after = render_opacity(a, fraction.astype(np.float32), target.astype(np.float32), fade, densities.ceiling,
+                           np.minimum(a, air), sigmas)
+    params = {"anatomy": anatomy.describe(), "findings": reports,
+              "opacity_model": {"model": OPACITY_MODEL, "change_for_full_density": CHANGE_FOR_FULL_DENSITY,
+                                "texture_fade": TEXTURE_FADE, "sigmas_film_px": {k: round(v, 2) for k, v in sigmas.items()},
+                                "domain": "stored values (attenuation)" if prior.stored is not None else "display values",
+                                **densities.describe()}}
+    return Rendering(after, fraction.astype(np.float32), weights, scale, params)
+
+
+def pixel_spacing_mm(prior) -> float | None:
+    """The film's pixel size in mm from PixelSpacing (else ImagerPixelSpacing); None when absent or zero."""
+    display = getattr(prior, "dicom_display", None) or {}
+    for key in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = display.get(key)
+        try:
+            first = float(value[0] if isinstance(value, (list, tuple)) else str(value).split("\\")[0])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if 0.01 <= first <= 5.0:
+            return first
+    return None
+
+
+def _side_width(prior, anatomy) -> float | None:
+    """Image width for reading a point's side from its x (standard display only; None on a turned or mirrored
+    film, where the text's first finding is taken)."""
+    return float(prior.size[0]) if anatomy.orientation.is_standard else None
+
+
+def _attenuation_grid(prior, anatomy, scale: AttenuationScale) -> np.ndarray:
+    """The film's attenuation on the anatomy grid (standard display), (h, w) float32."""
+    import cv2
+
+    values = prior.array if prior.stored is None else prior.stored
+    height, width = values.shape
+    step = max(1, int(max(height, width) // (2 * max(anatomy.grid_size))))
+    small = scale.to_attenuation(values[::step, ::step])
+    standard = anatomy.orientation.to_standard(small)
+    return cv2.resize(standard, anatomy.grid_size, interpolation=cv2.INTER_AREA)
 
 
 def model_view_change(source_view: np.ndarray, edit_view: np.ndarray, smoothing_px: float = 0.0) -> np.ndarray:
@@ -119,11 +235,15 @@ def model_view_film(prior, edit_view: np.ndarray, frame: SquareFrame) -> Film:
     return Film(display, stored, "model-view", params={"mode": "model-view", "note": "raw engine output, upsampled"})
 
 
-def _write_stored(prior, stored_box: np.ndarray, display_box: np.ndarray, after: np.ndarray) -> None:
-    """Write changes of at least half a display step into the stored box, then show them as the film would."""
-    changed = np.abs(after - display_box) >= 0.5 / float((1 << min(prior.bit_depth, 16)) - 1)  # (h_b, w_b)
+def _write_stored(prior, rendering: Rendering, stored_box: np.ndarray, display_box: np.ndarray) -> None:
+    """Write the rendered attenuation into the stored box where f ≠ 0 and it changes a stored value, strictly inside
+    the stored range present in the film (nothing new at its ends), then show it as the film would."""
+    scale = rendering.scale
+    values = np.round(scale.to_stored(rendering.attenuation))  # (h_b, w_b) float64
+    changed = (rendering.fraction != 0) & (values != stored_box)
     if not changed.any():
         return
-    intensity = prior.intensity_map()
-    stored_box[changed] = intensity.to_stored(after[changed], stored_box.dtype)
-    display_box[changed] = intensity.to_display(stored_box[changed])
+    if scale.high - scale.low > 2:
+        values = np.clip(values, scale.low + 1, scale.high - 1)
+    stored_box[changed] = values[changed].astype(stored_box.dtype)
+    display_box[changed] = prior.intensity_map().to_display(stored_box[changed])

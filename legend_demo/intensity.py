@@ -76,6 +76,41 @@ class IntensityMap:
         return np.clip(np.round(values), self.low, self.high).astype(dtype)
 
 
+@dataclass(frozen=True)
+class AttenuationScale:
+    """Stored values ⇄ attenuation units a ∈ [0, 1], dense high, over the stored range present in the film.
+
+    For a CR/DR film the stored value is linear in log exposure, i.e. in attenuation (DESIGN: render changes in the
+    log domain, not after the window). low/high: the lowest and highest stored value present; inverted: the film
+    shows low stored values bright (MONOCHROME1).
+    """
+
+    low: float
+    high: float
+    inverted: bool
+
+    @classmethod
+    def of(cls, intensity: "IntensityMap | None") -> "AttenuationScale":
+        """The scale of a film with stored values; display units themselves (a = display) without them."""
+        if intensity is None:
+            return cls(0.0, 1.0, False)
+        return cls(float(intensity.stored[0]), float(intensity.stored[-1]), intensity.inverted)
+
+    @property
+    def span(self) -> float:
+        return max(self.high - self.low, 1e-12)
+
+    def to_attenuation(self, stored: np.ndarray) -> np.ndarray:
+        """Stored (or display) values → a ∈ [0, 1], float32."""
+        a = (np.asarray(stored, np.float64) - self.low) / self.span
+        return (1.0 - a if self.inverted else a).astype(np.float32)
+
+    def to_stored(self, a: np.ndarray) -> np.ndarray:
+        """a → stored values (float64, not rounded): the inverse of to_attenuation."""
+        a = np.asarray(a, np.float64)
+        return self.low + (1.0 - a if self.inverted else a) * self.span
+
+
 def _interp(x: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     """np.interp with linear extrapolation along the end-to-end slope (np.interp alone would clamp)."""
     out = np.interp(x, xp, fp)

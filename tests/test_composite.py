@@ -82,21 +82,22 @@ def test_outside_the_edit_region_the_composite_is_the_prior_bit_for_bit(source, 
     assert film.stored[~outside].astype(int).sum() != prior.stored[~outside].astype(int).sum()  # something changed
 
 
-def test_inside_the_region_the_composite_is_prior_plus_the_resampled_change():
+def test_inside_the_region_the_change_is_rendered_as_an_opacity_where_the_engine_drew_it():
+    """Issue 19 replaced "prior + resampled change" by the opacity model (legend_demo/opacity.py): the change is
+    brighter where the engine drew it, peaks at the point, never overshoots the film's dense tissue, and is zero
+    where the engine drew nothing."""
     prior = load_image(png16(320, 240))
-    point = LesionPoint(70.0, 60.0)  # a darker part of the film: room for +0.2 below white
+    point = LesionPoint(70.0, 60.0)  # a darker part of the film
     source_view, edit_view, frame = engine_rows(prior, 128, "pad", (point.x, point.y))
     film = composite_change(prior, source_view, edit_view, frame, [point], 0.10, EditRegion())
-    # the bump drawn at model scale, read back at film scale: radius 6 model px = 6 / frame.scale film px
-    y, x = np.mgrid[0:240, 0:320] + 0.5
-    expected = 0.2 * np.exp(-((x - point.x) ** 2 + (y - point.y) ** 2) / (2 * (6 / frame.scale) ** 2)) * film.region_mask()
-    expected = np.minimum(prior.array + expected, 1.0) - prior.array
     got = film.display - prior.array
-    core = film.region_mask() == 1
-    assert np.abs(got - expected)[core].max() < 0.01  # 12-bit steps, bicubic resampling
-    assert got.max() == pytest.approx(0.2, abs=0.01)
-    peak = np.unravel_index(np.argmax(got), got.shape)
-    assert abs(peak[1] + 0.5 - point.x) <= 1.5 and abs(peak[0] + 0.5 - point.y) <= 1.5  # lands where the point is
+    assert got.max() > 0.02 and got.min() >= -0.02  # brighter (vessels may fade a little), nowhere darker
+    y, x = np.mgrid[0:240, 0:320] + 0.5
+    weight = np.clip(got, 0, None)
+    cx, cy = (x * weight).sum() / weight.sum(), (y * weight).sum() / weight.sum()
+    assert np.hypot(cx - point.x, cy - point.y) <= 16  # lands where the point is (denser over darker film)
+    assert film.display.max() <= max(prior.array.max(), 1.0) and np.all(film.stored <= prior.stored.max())
+    assert film.params["opacity_model"]["domain"].startswith("stored")
 
 
 def test_region_reaches_exactly_outer_sigma_and_scales_with_the_slider():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from legend_demo.grounding import ground
-from legend_demo.grounding.landmark_check import RG1_LANDMARKS, landmark_errors, rg1_array, variants
+from legend_demo.grounding.landmark_check import RG1_LANDMARKS, landmark_errors, rg1_array, rg1_exports, variants
 
 pytest.importorskip("pydicom.data")
 VERTICAL_BOUND = 0.04
@@ -57,9 +57,23 @@ def test_the_issue_cases_land_low_enough_on_rg1():
     assert 0.55 * height < zone.y < dome_y and zone.x < width / 2
     (effusion,) = ground(film, "Interval increase in right pleural effusion.").points
     angle = np.array(RG1_LANDMARKS["right costophrenic"])
-    assert np.hypot(*(np.array([effusion.x, effusion.y]) - angle)) < 0.08 * height
+    # issue 19: where a reader would box the effusion — the lower hemithorax above the angle, not its tip
+    assert angle[1] - 0.25 * height < effusion.y < angle[1] - 0.03 * height and angle[0] < effusion.x < width / 2
     (upper,) = ground(film, "New right upper lobe opacity.").points
     assert RG1_LANDMARKS["right apex"][1] + 0.1 * height < upper.y < 0.45 * height
+
+
+def test_effusion_points_rise_with_severity_and_stay_above_the_diaphragm():
+    """Issue 19: a larger effusion's point is higher; none lies below the hand-marked dome or at the angle's tip."""
+    film = rg1_array()
+    for side in ("right", "left"):
+        small, moderate, large = (ground(film, f"New {size} {side} pleural effusion.").points[0]
+                                  for size in ("small", "moderate", "large"))
+        assert small.y > moderate.y > large.y
+        angle = np.array(RG1_LANDMARKS[f"{side} costophrenic"])
+        for point in (small, moderate, large):
+            assert point.y < angle[1] - 0.02 * film.shape[0]
+            assert (point.x < film.shape[1] / 2) == (side == "right")
 
 
 def test_left_middle_lobe_is_the_left_mid_zone_with_a_note():
@@ -76,3 +90,29 @@ def test_severity_words_stay_in_the_labels():
     assert any(label.startswith("small effusion") for label in labels)
     assert any(label.startswith("moderate pneumothorax") for label in labels)
     assert any(label.startswith("trace effusion") for label in labels)
+
+
+EXPORTS = rg1_exports()
+
+
+@pytest.mark.parametrize("export", EXPORTS, ids=[e.name for e in EXPORTS])
+def test_exported_files_fit_like_the_dicom(export):
+    """Issue 19: RG1 as people export it (8-bit PNG/JPEG, changed aspect, dark or white bars, burned-in text, slight
+    rotation with black corners), loaded from the file's bytes: the same landmark bounds, and no effusion or
+    lower-lobe point below the hand-traced hemidiaphragm."""
+    from legend_demo import load_image
+    from legend_demo.evaluation.film_checks import polyline_rows
+
+    image = load_image(export.data)
+    height, width = image.array.shape
+    result = ground(image, "New right lower lobe consolidation. New large left pleural effusion.")
+    assert result.lung_fields["source"] == "image", result.lung_fields["method"]
+    errors = landmark_errors({k: tuple(v) for k, v in result.lung_fields["landmarks"].items()}, export.landmarks,
+                             height)
+    for name, (distance, vertical) in errors.items():
+        assert vertical <= VERTICAL_BOUND, (name, vertical)
+        assert distance <= DISTANCE_BOUND[name.split()[1]], (name, distance)
+    line = polyline_rows(export.lines["right diaphragm"] + export.lines["left diaphragm"], width)
+    assert len(result.points) == 2
+    for p in result.points:
+        assert p.y < line[int(p.x)] and p.confidence >= 4

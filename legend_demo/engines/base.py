@@ -259,4 +259,5 @@ def make_film(request: GenerationRequest, result: GenerationResult, smoothing_px
     if request.output_mode == "model-view":
         return model_view_film(request.image, result.followup, result.frame)
     return composite_change(request.image, result.source_reconstruction, result.followup, result.frame,
-                            list(request.points), request.sigma_ratio, request.edit_region, smoothing_px)
+                            list(request.points), request.sigma_ratio, request.edit_region, smoothing_px,
+                            request.progression_text)

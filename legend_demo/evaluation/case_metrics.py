@@ -5,6 +5,7 @@ On the follow-up the user gets (the film, at the reference's own resolution):
   max(1, round(min(H, W)/64)) px (4 px at 256²).
 - lesion_change: mean(follow-up − reference) inside the exact (undilated) mask.
 - lesion_fidelity: lesion_change × expected sign of the described change (None for "unchanged").
+- shape_dice: Dice of the change's support (|Δ| ≥ 0.3·max) and the exact mask (shape_score.py).
 On the engine's model view (no compositing, so inversion or reconstruction error cannot leak in):
 - recon_psnr: PSNR(source row, the prior's model view) — how well the source row rebuilds the input.
 - row_fidelity: mean(edit row − source row) inside the framed mask × expected sign.
@@ -24,6 +25,7 @@ from ..composite import model_view_change
 from ..engines.base import GenerationResult
 from ..geometry import SquareFrame
 from .image_metrics import psnr, ssim
+from .shape_score import shape_dice
 
 
 def dilation_radius(side: int) -> int:
@@ -86,6 +88,7 @@ def film_quality(followup: np.ndarray, reference: np.ndarray, mask: np.ndarray, 
         "ssim_out": ssim(followup, reference, ~grown),
         "lesion_change": change,
         "lesion_fidelity": None if change is None or sign == 0 else sign * change,
+        "shape_dice": shape_dice(followup - reference, mask),  # issue 19: the change's support vs the mask
     }
 
 

@@ -7,12 +7,12 @@ import numpy as np
 from scipy import stats
 
 METRICS = ("recon_psnr", "psnr_out", "ssim_out", "lesion_fidelity", "row_fidelity", "unchanged_change", "tiling",
-           "change_tiling", "attn_iou", "cbi", "ear")
+           "change_tiling", "attn_iou", "cbi", "ear", "shape_dice")
 HEADERS = {"recon_psnr": "src recon PSNR (dB)↑", "psnr_out": "PSNR out (dB)↑", "ssim_out": "SSIM out↑",
            "lesion_fidelity": "lesion fidelity↑", "row_fidelity": "edit − source fidelity↑",
            "unchanged_change": "Δ unchanged (≈0)", "tiling": "edit-row tiling (≈1)",
            "change_tiling": "composited change tiling (≈1)", "attn_iou": "Attn-IoU↑",
-           "cbi": "CBI↓", "ear": "EAR↓"}
+           "cbi": "CBI↓", "ear": "EAR↓", "shape_dice": "shape Dice↑"}
 DIGITS = {"recon_psnr": 2, "psnr_out": 2, "ssim_out": 4}
 MAX_PSNR_LOSS_DB = 1.0
 MIN_LESION_FIDELITY = 0.045  # issue 10: half the real follow-ups' 0.090

@@ -17,8 +17,10 @@ from typing import Any
 from ..points import LesionPoint
 from .image_input import GroundingImage, as_grounding_image
 from .limits import MAX_TEXT_CHARS, check_request, check_text
+from .film_anatomy import FilmAnatomy, build_anatomy, fallback_fields, film_anatomy
 from .lung_fields import LungFields, estimate_lung_fields
-from .orientation import NOT_A_CHEST, LateralViewError, check_frontal_chest, patient_sides, read_orientation
+from .orientation import (NOT_A_CHEST, LateralViewError, Orientation, check_frontal_chest, patient_sides,
+                          read_orientation)
 from .postprocess import finish, rescale
 from .result import GroundingResult
 from .rules import rule_points
@@ -56,7 +58,8 @@ def ground(image: Any, text: str, grounder: str = "rules") -> GroundingResult:
 
         result = ground_with_vlm(standard, text)
     else:
-        result = ground_with_rules(standard, text)
+        anatomy = film_anatomy(image) if _is_film(image) else None  # once per film, shared with the composite
+        result = ground_with_rules(standard, text, anatomy=anatomy)
     stored = picture.original_size
     points = [replace(p, x=x, y=y) for p in result.points for x, y in [orientation.to_stored(p.x, p.y, stored)]]
     fields = dict(result.lung_fields)
@@ -67,19 +70,48 @@ def ground(image: Any, text: str, grounder: str = "rules") -> GroundingResult:
                            orientation.source)
 
 
-def ground_with_rules(picture: GroundingImage, text: str, fields: LungFields | None = None) -> GroundingResult:
-    """The rules grounder on an already coerced image in standard display (the VLM's fallback calls this too)."""
-    fields = fields or estimate_lung_fields(picture.array)
+def ground_with_rules(picture: GroundingImage, text: str, fields: LungFields | None = None,
+                      anatomy: FilmAnatomy | None = None) -> GroundingResult:
+    """The rules grounder on an already coerced image in standard display (the VLM's fallback calls this too).
+
+    `anatomy`: the film's anatomy when already known (film_anatomy; its pixels are the picture's); else it is built
+    here from `fields` (or fitted lung fields). Without fitted lung fields the points are placed in a thorax
+    estimated from intensity profiles when there is one (else at the coarse centres), capped at confidence 3,
+    and the warning says so.
+    """
+    if anatomy is None or anatomy.fields is None:
+        fields = fields or estimate_lung_fields(picture.array)
+        anatomy = replace(build_anatomy(picture.array, fields, picture.array_size, Orientation()), fields=fields)
+    fields = anatomy.fields
     warnings = []
     if fields.source == "coarse":
-        warnings.append(f"{NOT_A_CHEST} (no lung fields found: {fields.reason}); using the coarse centres "
-                        "0.30W/0.70W × 0.20H/0.50H/0.80H")
-    candidates, text_warnings = rule_points(text, fields)
+        fields, where = fallback_fields(fields, anatomy)
+        warnings.append(f"{NOT_A_CHEST}: no lung fields found on this film ({fields.reason}). The points are "
+                        f"approximate — {where} — and their confidence is lowered to {FALLBACK_CONFIDENCE}; check "
+                        "and move them before generating")
+    candidates, text_warnings = rule_points(text, fields, anatomy)
+    if fields.source == "coarse":
+        candidates = [replace(p, confidence=min(p.confidence, FALLBACK_CONFIDENCE),
+                              label=_approximate(p.label)) for p in candidates]
     points = finish(rescale(candidates, picture.array_size, picture.original_size), picture.original_size)
     warnings += text_warnings
     if text.strip() and not points:
         warnings.append("no localisable change in the description: no points")
-    return GroundingResult(points, picture.original_size, "rules", warnings, _fields_summary(fields, picture))
+    summary = {**_fields_summary(fields, picture), "anatomy": anatomy.describe()}
+    return GroundingResult(points, picture.original_size, "rules", warnings, summary)
+
+
+FALLBACK_CONFIDENCE = 3  # points placed without fitted lung fields
+
+
+def _approximate(label: str) -> str:
+    suffix = " [approximate: lungs not found]"
+    return label if label.endswith(suffix) else (label + suffix)[-200:]
+
+
+def _is_film(image: Any) -> bool:
+    """A loaded film object the anatomy can be kept on (a LoadedImage or alike), not a path or a bare array."""
+    return hasattr(image, "array") and hasattr(image, "original_size") and hasattr(image, "__dict__")
 
 
 def _fields_summary(fields: LungFields, picture: GroundingImage) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from .atlas import LANDMARK_NAMES, lung_atlas, mask_landmarks
 from .lung_cores import Cores, complete_lungs, dark_cores
-from .lung_fit import fit_lungs
+from .lung_fit import fill_flat_borders, fit_lungs
 
 LABEL_SIDE = 160  # pixels of the longer side of the label image (zone centroids are taken there)
 COARSE_X = (0.30, 0.70)  # image-left (patient right) and image-right (patient left) lung centres, fraction of W
@@ -97,6 +97,7 @@ def estimate_lung_fields(array: np.ndarray) -> LungFields:
     if array.ndim != 2 or min(array.shape) < 8:
         raise ValueError(f"lung fields need an (H, W) image of at least 8x8 pixels, got shape {array.shape}")
     height, width = array.shape
+    array = fill_flat_borders(array)  # corners and bars of an export are not anatomy
     cores, core_reason = dark_cores(array)
     if cores is not None and all(complete_lungs(cores)):
         return _segmented_fields(cores, (width, height))

@@ -132,6 +132,76 @@ def _equalise(u8: np.ndarray) -> np.ndarray:
     return lut[u8]
 
 
+FILL_SIDE = 256  # px, long side at which flat borders are found and filled
+MAX_FLAT = 0.3  # more of the image than this flat: not an export's corners or bars but the picture itself
+
+
+def fill_flat_borders(array: np.ndarray) -> np.ndarray:
+    """(H, W) float image → the same with flat regions touching its edge (the black or white corners a rotated
+    export adds, letterbox bars of any shape) filled in from the film next to them, so their straight edges do not
+    pose as lung borders. Found and filled at FILL_SIDE px, pasted back at full size; plain bars are left alone."""
+    import cv2
+
+    height, width = array.shape
+    factor = min(1.0, FILL_SIDE / max(height, width))
+    step = max(1, int(max(height, width) // (2 * FILL_SIDE)))
+    small = cv2.resize(np.ascontiguousarray(array[::step, ::step], np.float32),
+                       (max(8, round(width * factor)), max(8, round(height * factor))), interpolation=cv2.INTER_AREA)
+    filled, flat = _fill_flat_borders(small)
+    if flat is None:
+        return array
+    mask = cv2.resize(flat.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    mask = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # the resampled rim of the flat region
+    values = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.where(mask, values, array).astype(np.float32)
+
+
+def _fill_flat_borders(small: np.ndarray, tolerance: float = 4 / 255) -> tuple[np.ndarray, np.ndarray | None]:
+    """(filled image, flat mask) at small scale; (small, None) when there is nothing to fill."""
+    import cv2
+
+    edges = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    flat = np.zeros(small.shape, bool)
+    for value in (float(edges.min()), float(edges.max())):
+        near = (np.abs(small - value) <= tolerance).astype(np.uint8)
+        count, labels = cv2.connectedComponents(near, connectivity=4)
+        touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        touching = touching[touching > 0]
+        if len(touching):
+            flat |= np.isin(labels, touching)
+    if not flat.any() or flat.mean() > MAX_FLAT:
+        return small, None
+    flat = _corner_pieces(flat)  # bars are cut off by _content; film pixels near black or white stay
+    if flat is None:
+        return small, None
+    flat = cv2.dilate(flat.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # and its resampled, anti-aliased rim
+    low, high = float(small.min()), float(small.max())
+    u8 = np.round((small - low) / max(high - low, 1e-6) * 255).astype(np.uint8)
+    filled = cv2.inpaint(u8, flat.astype(np.uint8), 5, cv2.INPAINT_TELEA)
+    return (filled.astype(np.float32) / 255 * (high - low) + low).astype(np.float32), flat
+
+
+def _corner_pieces(flat: np.ndarray) -> np.ndarray | None:
+    """The parts of a flat border region that are corners (a rotated export's triangles): components that, once
+    whole flat rows and columns (bars) are set aside, touch two adjacent sides of what is left; None if none."""
+    import cv2
+
+    rows, cols = np.flatnonzero(~flat.all(axis=1)), np.flatnonzero(~flat.all(axis=0))
+    if not len(rows) or not len(cols):
+        return None
+    y0, y1, x0, x1 = rows[0], rows[-1], cols[0], cols[-1]
+    inner = np.zeros_like(flat)
+    inner[y0:y1 + 1, x0:x1 + 1] = flat[y0:y1 + 1, x0:x1 + 1]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inner.astype(np.uint8), connectivity=4)
+    keep = np.zeros_like(flat)
+    for index in range(1, count):
+        x, y, w, h, _ = stats[index]
+        top, bottom, left, right = y <= y0, y + h - 1 >= y1, x <= x0, x + w - 1 >= x1
+        if (top or bottom) and (left or right):
+            keep |= labels == index
+    return keep if keep.any() else None
+
+
 def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, int, int]:
     """Box (x0, y0, x1, y1) without uniform border rows and columns (letterbox padding)."""
     rows = np.ptp(small, axis=1) > tolerance  # (h,)
@@ -140,7 +210,9 @@ def _content(small: np.ndarray, tolerance: float = 2 / 255) -> tuple[int, int, i
         return 0, 0, 0, 0
     y = np.flatnonzero(rows)
     x = np.flatnonzero(cols)
-    return int(x[0]), int(y[0]), int(x[-1]) + 1, int(y[-1]) + 1
+    x0, y0, x1, y1 = int(x[0]), int(y[0]), int(x[-1]) + 1, int(y[-1]) + 1
+    h, w = small.shape  # a bar's edge is blurred by resampling and JPEG: one more pixel off each cut side
+    return x0 + (x0 > 0), y0 + (y0 > 0), x1 - (x1 < w), y1 - (y1 < h)
 
 
 def _to_work(work: _Work, box: Box4) -> Box4:

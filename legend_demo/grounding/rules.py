@@ -27,8 +27,12 @@ NEEDS_SIDE = ("device_chest_tube", "bone", "device_other")  # no point without a
 LANDMARK_KINDS = {"cardiac": "cardiac", "mediastinal": "mediastinal"}
 
 
-def rule_points(text: str, fields: LungFields) -> tuple[list[LesionPoint], list[str]]:
-    """All candidate points for `text` (before the drop/merge post-processing) and warnings."""
+def rule_points(text: str, fields: LungFields, anatomy=None) -> tuple[list[LesionPoint], list[str]]:
+    """All candidate points for `text` (before the drop/merge post-processing) and warnings.
+
+    `anatomy` (grounding/film_anatomy.FilmAnatomy, in the same pixels): when given, an effusion's point goes to the
+    middle of the pleural space the renderer fills for its severity (above the costophrenic angle, higher for a
+    larger one) and a pneumothorax's to the middle of its apicolateral rim (finding_region.py)."""
     points: list[LesionPoint] = []
     warnings: list[str] = []
     for mention in read_mentions(text):
@@ -38,14 +42,14 @@ def rule_points(text: str, fields: LungFields) -> tuple[list[LesionPoint], list[
             warnings.append(note)
         if mention.change is None:
             warnings.append(f"no change word in {mention.clause!r}: its points get confidence 3")
-        placed, warning = _mention_points(mention, fields)
+        placed, warning = _mention_points(mention, fields, anatomy)
         points.extend(placed)
         if warning:
             warnings.append(warning)
     return points, warnings
 
 
-def _mention_points(m: Mention, fields: LungFields) -> tuple[list[LesionPoint], str]:
+def _mention_points(m: Mention, fields: LungFields, anatomy=None) -> tuple[list[LesionPoint], str]:
     if m.kind in LANDMARK_KINDS or m.kind in DEVICE_TIPS:
         landmark = LANDMARK_KINDS.get(m.kind) or m.landmark or DEVICE_TIPS[m.kind]
         if landmark == "cardiac" and {loc.side for loc in m.locations} == {"right"}:
@@ -65,11 +69,27 @@ def _mention_points(m: Mention, fields: LungFields) -> tuple[list[LesionPoint], 
         named_zone = location.zone if location.zone not in SITE_COMPATIBLE.get(m.kind, (None,)) else None
         for side in (location.side,) if lateral else ("right", "left"):
             zone = _lung_zone(named_zone) if named_zone else (site or _lung_zone(location.zone))
-            x, y = zone_point(fields, side, zone)
+            placed = _in_compartment(m, side, anatomy) if m.kind in COMPARTMENT_SITES and not named_zone else None
+            x, y = placed or zone_point(fields, side, zone)
             confidence = (5 if (site or location.zone) else 4) if lateral else 3
             where = _where(side, location, None if named_zone else site)
             out.append(LesionPoint(x, y, _capped(m, confidence), _label(m, where)))
     return out, ""
+
+
+COMPARTMENT_SITES = ("effusion", "pneumothorax")  # placed where the renderer draws them, when the anatomy is known
+
+
+def _in_compartment(m: Mention, side: str, anatomy) -> tuple[float, float] | None:
+    """The middle of the finding's compartment for its severity (standard-display pixels), or None."""
+    if anatomy is None or not anatomy.found:
+        return None
+    from ..finding_region import centre, compartment
+    from ..findings import Finding, _level
+
+    room = compartment(anatomy, Finding(m.kind, side, severity=m.severity, level=_level(m.severity)), (0.0, 0.0))
+    found = centre(room.weight) if room.gated else None
+    return None if found is None else anatomy.to_standard(*found)
 
 
 def _lung_zone(zone: str | None) -> str:
@@ -96,6 +116,9 @@ def _where(side: str, location: Location, site: str | None) -> str:
 
 
 def _label(m: Mention, where: str) -> str:
-    """"small effusion, increased (L costophrenic)": severity as written, finding, change word, site."""
-    name = f"{m.severity} {m.name}" if m.severity else m.name
+    """"small effusion, increased (L costophrenic)", "3 cm mass, new (RUL)": severity and size as written,
+    finding, change word, site."""
+    from ..findings import size_words
+
+    name = " ".join(part for part in (m.severity, size_words(m.clause, m.name), m.name) if part)
     return f"{name}, {m.change_word or 'no stated change'} ({where})"

@@ -102,7 +102,38 @@ def editor_value(
              "found": [_point_dict(p) for p in as_points(found)] if found is not None else [],
              "for_text": normalise_text(for_text) if for_text is not None else None,
              "rev": uuid.uuid4().hex[:12], "origin": origin}
-    return with_overlay(value, sigma_ratio, region_scale, frame_mode=frame_mode, grid=grid, model_side=model_side)
+    value = with_overlay(value, sigma_ratio, region_scale, frame_mode=frame_mode, grid=grid, model_side=model_side)
+    value["overlay"]["anatomy"] = anatomy_overlay(array)
+    return value
+
+
+def anatomy_overlay(array: np.ndarray, max_side: int = REGION_MAX_SIDE) -> str:
+    """The film's anatomy (issue 19: lung fields green, heart red, hemidiaphragm line orange, chest wall yellow) as
+    an RGBA PNG data URL over the whole film ('' when no anatomy was found). The browser keeps it until the next
+    film; the ANATOMY button (A) shows or hides it."""
+    from types import SimpleNamespace
+
+    from ..grounding.film_anatomy import film_anatomy
+
+    film = np.asarray(array, dtype=np.float32)
+    if film.ndim != 2:
+        return ""
+    anatomy = film_anatomy(SimpleNamespace(array=film, original_size=(film.shape[1], film.shape[0]), dicom_info={}))
+    if not anatomy.found:
+        return ""
+    out_h, out_w = _fit_shape((film.shape[1], film.shape[0]), max_side)
+    rgba = np.zeros((out_h, out_w, 4), np.uint8)
+    colours = ((anatomy.lungs[0], (80, 220, 120)), (anatomy.lungs[1], (80, 220, 120)), (anatomy.heart, (235, 90, 90)),
+               (np.maximum(anatomy.thorax, anatomy.chest_wall), (235, 210, 80)))
+    for mask, colour in colours:
+        inside = cv2.resize((mask > 0.5).astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+        rgba[edge] = (*colour, 220)
+    w, _ = anatomy.grid_size
+    line = np.array([[x * out_w / w, (anatomy.diaphragm[x] + 0.5) * out_h / anatomy.grid_size[1]]
+                     for x in range(w)], np.int32)
+    cv2.polylines(rgba, [line], False, (255, 150, 40, 235), max(1, out_w // 400))
+    return png_data_url(rgba)
 
 
 def with_overlay(

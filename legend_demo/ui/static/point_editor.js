@@ -36,10 +36,11 @@
     '<button type="button" data-pe="redo" title="Redo (Ctrl+Shift+Z or Ctrl+Y)">↷ Redo</button>' +
     '<button type="button" data-pe="reset" title="Back to the points the grounder found (G)">Reset to found points</button>' +
     '<button type="button" data-pe="prior" aria-pressed="true" title="Show the Gaussian prior (O)">Prior overlay</button>' +
-    '<button type="button" data-pe="region" aria-pressed="true" title="Show the edit region outline (E)">Edit region</button></div>' +
+    '<button type="button" data-pe="region" aria-pressed="true" title="Show the edit region outline (E)">Edit region</button>' +
+    '<button type="button" data-pe="anatomy" aria-pressed="false" title="Show the anatomy found on this film: lung fields, heart, hemidiaphragms, chest wall (A)">Anatomy</button></div>' +
     '<div class="pe-size"></div><ol class="pe-list"></ol><ul class="pe-notes" role="status" aria-label="warnings" hidden></ul>' +
     '<div class="pe-help">Click the film to add a point · drag a point to move it · double-click it or ✕ to delete · ' +
-    'drag the film for window/level, wheel to zoom · keys work while the film has the focus: Ctrl+Z / Ctrl+Y, Delete, O, E, G, I, R, 1–3.</div>' +
+    'drag the film for window/level, wheel to zoom · keys work while the film has the focus: Ctrl+Z / Ctrl+Y, Delete, O, E, A, G, I, R, 1–3.</div>' +
     '</div></div><div class="lv-empty pe-empty">Upload a radiograph or pick a synthetic example, then press ' +
     '<b>Find lesions</b> or click the film to place points.</div>';
   const pane = new LV.Pane(host.querySelector('.pe-panes'), 'pe-pane');
@@ -105,8 +106,10 @@
     o = o || {};
     pane.setOverlay('prior', o.prior || '', 0.5);
     pane.setOverlay('region', o.region || '', 0.95);
+    if (o.anatomy !== undefined) pane.setOverlay('anatomy', o.anatomy || '', 0.9);  // kept until the next film
     pane.showOverlay('prior', ui.prior);
     pane.showOverlay('region', ui.region);
+    pane.showOverlay('anatomy', !!ui.anatomy);
   };
 
   // ---- drawing -------------------------------------------------------------------------------------------------
@@ -159,6 +162,7 @@
     const box = host.querySelector('.pe-notes');
     box.hidden = !notes.length;
     box.innerHTML = notes.map((n) => `<li>${LV.esc(n)}</li>`).join('');
+    host.querySelector('[data-pe="anatomy"]').setAttribute('aria-pressed', String(!!ui.anatomy));
     const banner = host.querySelector('.pe-stale');
     const isStale = stale();
     banner.hidden = !isStale;
@@ -232,6 +236,7 @@
     else if (act === 'reset') resetToFound();
     else if (act === 'prior') { ui.prior = !ui.prior; pane.showOverlay('prior', ui.prior); render(); }
     else if (act === 'region') { ui.region = !ui.region; pane.showOverlay('region', ui.region); render(); }
+    else if (act === 'anatomy') { ui.anatomy = !ui.anatomy; pane.showOverlay('anatomy', ui.anatomy); render(); }
     else if (act === 'keep') commit(points(), {record: false, patch: {for_text: norm(window.__legendText)}});
     else if (!b) {
       const row = ev.target.closest('.pe-row');
@@ -265,6 +270,7 @@
     else if (ev.key === 'Escape') { ui.selected = -1; render(); }
     else if (key === 'o') { ui.prior = !ui.prior; pane.showOverlay('prior', ui.prior); render(); }
     else if (key === 'e') { ui.region = !ui.region; pane.showOverlay('region', ui.region); render(); }
+    else if (key === 'a') { ui.anatomy = !ui.anatomy; pane.showOverlay('anatomy', ui.anatomy); render(); }
     else if (key === 'g') resetToFound();
     else done = LV.viewKeys(ev, props.film ? props.film.presets : null);
     if (done) ev.preventDefault();
