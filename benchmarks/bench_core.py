@@ -265,8 +265,9 @@ def nf4_t5_encoder(workdir: Path, text_len: int = 512):
 def gpu_editor(args: argparse.Namespace, workdir: Path):
     from diffusers import FlowMatchEulerDiscreteScheduler
 
-    from legend_demo.engines.dual_path import DualPathEditor, FluxLatentCodec
-    from legend_demo.engines.flux import FLUX_DEV_VITAL_LAYERS
+    from legend_demo.method.codecs import FluxLatentCodec
+    from legend_demo.method.dual_path import DualPathEditor
+    from legend_demo.engines.dual_path import FLUX_DEV_VITAL_LAYERS
 
     scheduler = FlowMatchEulerDiscreteScheduler(  # FLUX.1-dev's scheduler config
         shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096

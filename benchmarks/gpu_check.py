@@ -15,8 +15,8 @@ section keeps what it had):
   24 × 128 = 3072, 64 input channels, guidance embedding, RoPE axes 16/56/56), a T5-XXL-sized encoder
   (t5-v1_1-xxl: 24 layers, d_model 4096, d_ff 10240, 64 heads), a CLIP-L-sized text encoder and the FLUX VAE,
   assembled into a FluxPipeline and driven through `LeGendDiffusionEngine.generate` (engines/flux.py →
-  engines/dual_path.py → processors.py), i.e. inversion + dual-path denoise at the engine's default steps with
-  GBCA at the vital layers, then the composite onto a 2048×2500 film. Variants: NF4 (transformer and T5
+  engines/dual_path.py → method/dual_path.py → processors.py), i.e. inversion + dual-path denoise at the
+  engine's default steps with GBCA at the vital layers, then the composite onto a 2048×2500 film. Variants: NF4 (transformer and T5
   quantized as the engine's `quantization_config("nf4")` says, in memory — see `to_nf4`) and bf16. Per
   variant: the invariants at full size (zero bias = stock attention; full injection with equal rows = the
   source row; the bias changes the edit row and leaves the source row alone), single transformer forwards
@@ -548,7 +548,7 @@ def transformer_inputs(transformer, codec, side: int, text_len: int, same_rows: 
     """Random inputs of the engine's shapes for a [source; edit] batch: (2, N_img, C) latents, (2, T, J) text."""
     import torch
 
-    from legend_demo.engines.codecs import image_ids
+    from legend_demo.method.codecs import image_ids
 
     cfg = transformer.config
     grid = codec.token_grid(side)
@@ -671,7 +671,7 @@ def flux_followups(engine, film, points, steps: int | None, clock: Clock, share:
         result, wall, peak = timed(lambda: engine.generate(request(label)))
         finite = bool(np.isfinite(result.followup).all())
         return {"s": wall, "peak_gb": peak, "timings": result.timings_s, "finite": finite,
-                "steps": result.provenance["parameters"]["steps"]}
+                "steps": result.provenance.parameters["steps"]}
 
     warm = run("gbca_capture")  # cold: kernel selection, cuBLAS / bitsandbytes set-up; not counted
     rec.set(*key, "warm_up_s", round(warm["s"], 3))

@@ -14,3 +14,13 @@ class EngineUnavailableError(RuntimeError):
 
 class GenerationError(RuntimeError):
     """A generation request that failed for a reason the user can act on (e.g. out of GPU memory)."""
+
+
+class GenerationCancelled(RuntimeError):
+    """Raised inside a generation when the caller's cancel event is set."""
+
+
+def raise_if_cancelled(cancel, where: str) -> None:
+    """The one cancel hook of every engine: GenerationCancelled("cancelled <where>") once `cancel` (an Event) is set."""
+    if cancel is not None and cancel.is_set():
+        raise GenerationCancelled(f"cancelled {where}")

@@ -9,6 +9,7 @@ E.g. on FLUX's 16×16 grid at 256²: corner boxes 2×2 (α = 0.12 → 1.92), ban
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 import numpy as np
@@ -86,3 +87,27 @@ def attn_iou(
     if not region.any():
         raise ValueError("attn_iou needs at least one lesion point (the lesion region Ω is empty)")
     return float(h[region].sum() / h.sum())
+
+
+@dataclass
+class LayerAttention:
+    """Captured attention of edit-image queries to source-image keys at one global layer (thesis §4.2.1), measured."""
+
+    layer: int
+    heatmap: np.ndarray  # (h, w), sums to 1 over image keys
+    cbi: float
+    ear: float
+    attn_iou: float | None  # None when there are no lesion points
+    text_mass: float  # share of the edit-image queries' attention that went to text keys
+    per_step: list[np.ndarray] | None = None  # (h, w) per denoising step (or generated row), if asked
+
+    @classmethod
+    def measure(cls, layer: int, heatmap: np.ndarray, text_mass: float, points_model: list, side: int,
+                sigma_ratio: float, per_step: list[np.ndarray] | None = None) -> "LayerAttention":
+        """One layer's (h, w) map summing to 1 with its CBI / EAR (eqs. 4.5–4.6) and, with points, Attn-IoU (eq. 4.7)."""
+        iou = attn_iou(heatmap, points_model, (side, side), sigma_ratio) if points_model else None
+        return cls(layer=layer, heatmap=heatmap.astype(np.float32), cbi=cbi(heatmap), ear=ear(heatmap), attn_iou=iou,
+                   text_mass=float(text_mass), per_step=per_step)
+
+    def metrics(self) -> dict[str, float]:
+        return {"layer": self.layer, "cbi": self.cbi, "ear": self.ear, "attn_iou": self.attn_iou, "text_mass": self.text_mass}

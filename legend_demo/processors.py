@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Iterator
 
 import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.embeddings import apply_rotary_emb
 
-StrengthFn = Callable[[torch.Tensor], torch.Tensor]  # τ (B,) → s(τ) (B,)
+from .layer_spec import check_layers
+from .strength import StrengthFn
 CAPTURE_HEAD_CHUNK = 4  # heads per chunk when materialising attention probabilities for capture
 
 
@@ -32,15 +33,6 @@ def attention_layers(transformer) -> list[tuple[int, str, torch.nn.Module]]:
     offset = len(double)
     single = [(offset + i, "single", block.attn) for i, block in enumerate(transformer.single_transformer_blocks)]
     return double + single
-
-
-def check_layers(name: str, layers: Iterable[int], num_layers: int) -> frozenset[int]:
-    """Reject layer indices outside 0 … num_layers−1 with a ValueError naming them."""
-    layers = frozenset(int(layer) for layer in layers)
-    bad = sorted(layer for layer in layers if not 0 <= layer < num_layers)
-    if bad:
-        raise ValueError(f"{name} {bad} outside this model's layers 0–{num_layers - 1}")
-    return layers
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -15,6 +16,9 @@ from torch.nn import functional as F
 
 S_INIT = 0.01
 S_MAX = 10.0  # the documented maximum bias strength (also the UI slider's upper end)
+
+# The MLP's input → s: the flow time τ (B,) → s(τ) (B,) for diffusion, an AR layer's relative depth (1,) → s_ℓ (1,).
+StrengthFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 class StrengthMLP(nn.Module):
@@ -66,3 +70,22 @@ class StrengthMLP(nn.Module):
         module = cls(hidden=int(meta["hidden"]), s_max=float(meta["s_max"]))
         module.load_state_dict(tensors)
         return module.eval()
+
+
+def request_strength(bias_strength: float | None, mlp: StrengthMLP | None, device) -> float | StrengthFn:
+    """What a request's bias strength means: a fixed value (0 = GBCA off), or — None — the trained MLP (the
+    untrained init s = 0.01 everywhere when no weights are loaded), on `device`, as a StrengthFn."""
+    if bias_strength is not None:
+        return float(bias_strength)
+    module = (mlp or StrengthMLP()).to(device).float().eval()
+    return lambda x: module(x.float())
+
+
+def strength_mode(bias_strength: float | None, mlp: StrengthMLP | None, symbol: str = "s(tau)",
+                  learned_note: str = "") -> str:
+    """How the strength was set, for provenance: "off", "fixed", "learned <symbol>…" or "untrained <symbol> (init 0.01)"."""
+    if bias_strength == 0:
+        return "off"
+    if bias_strength is not None:
+        return "fixed"
+    return f"learned {symbol}{learned_note}" if mlp is not None else f"untrained {symbol} (init 0.01)"

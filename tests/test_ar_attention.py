@@ -5,7 +5,8 @@ import pytest
 import torch
 from transformers.models.emu3.modeling_emu3 import apply_rotary_pos_emb
 
-from legend_demo.ar.attention import GBCA_ATTENTION, ARGBCAState, check_layers, gbca_attention
+from legend_demo.ar.attention import GBCA_ATTENTION, ARGBCAState, gbca_attention
+from legend_demo.layer_spec import check_layers
 from legend_demo.ar.backbone import ARBackbone
 from legend_demo.ar.profiling import layer_attention, teacher_forcing_attention
 from legend_demo.ar.sequence import build_prefix, key_prior, make_batch, teacher_forcing_row

@@ -49,13 +49,13 @@ def test_generate_returns_model_view_rows_film_and_provenance(engine, film):
     assert [a.layer for a in result.layers] == list(engine.default_vital_layers) == [1, 2]
     for attention in result.layers:
         assert attention.heatmap.sum() == pytest.approx(1.0, abs=1e-5) and attention.attn_iou is not None
-    params = result.provenance["parameters"]
+    params = result.provenance.parameters
     assert params["gbca_layers"] == [1, 2] and params["bias_strength_mode"] == "fixed"
     assert params["strength_per_layer"] == {"1": 2.0, "2": 2.0}
     assert params["unconditional_text"] == "a frontal chest radiograph"
     kept = params["keep_region"]
     assert kept["kept_tokens"] + kept["sampled_tokens"] == 64 and kept["kept_tokens"] > 0
-    assert result.provenance["synthetic"] is True and result.engine == "legend-ar"
+    assert result.provenance.synthetic is True and result.engine == "legend-ar"
     assert phases == [("decode", r, 8) for r in range(1, 9)]
     assert result.timings_s["tokens_per_s"] > 0
 
@@ -77,8 +77,8 @@ def _no_keep():
 def test_no_points_with_keep_blend_returns_the_source_row(engine, film):
     result = engine.generate(request(film, points=[]))
     np.testing.assert_array_equal(result.followup, result.source_reconstruction)
-    assert result.provenance["parameters"]["keep_region"]["sampled_tokens"] == 0
-    assert result.provenance["parameters"]["strength_per_layer"] == {}  # no points → no bias
+    assert result.provenance.parameters["keep_region"]["sampled_tokens"] == 0
+    assert result.provenance.parameters["strength_per_layer"] == {}  # no points → no bias
 
 
 def test_per_row_maps_and_capture_layers(engine, film):

@@ -47,7 +47,7 @@ def test_engine_runs_gbca_on_an_untrained_copy(tmp_path, monkeypatch):
                                                points=[{"x": 30, "y": 35}], bias_strength=2.0))
     assert result.followup.shape == (32, 32) and result.engine == "embedded"
     assert [layer.layer for layer in result.layers] == [0, 1, 2]
-    assert result.provenance["checkpoint_fingerprints"]["transformer"]["sha256"]
+    assert result.provenance.checkpoint_fingerprints["transformer"]["sha256"]
 
 
 def test_engine_is_unavailable_without_weights(tmp_path, monkeypatch):
@@ -94,7 +94,7 @@ def test_keep_region_blending_keeps_the_edit_row_equal_to_the_source_outside_w(t
                                 points=[{"x": 10, "y": 30}], sigma_ratio=0.1, bias_strength=2.0,
                                 edit_region=EditRegion(scale=1.0))
     result = engine.generate(request)
-    weights = result.provenance["parameters"]
+    weights = result.provenance.parameters
     assert weights["keep_region_blending"] and weights["start"] == "noise" and weights["reference_conditioned"]
     grid = engine.token_grid
     from legend_demo.edit_region import token_weights
@@ -132,9 +132,9 @@ def test_reports_name_checkpoints_without_server_paths(tmp_path, monkeypatch):
                                                progression_text="new effusion", points=[{"x": 20, "y": 20}]))
     text = json.dumps(result.report())
     assert str(tmp_path) not in text and "site-packages" not in text and "/root" not in text
-    prints = result.provenance["checkpoint_fingerprints"]
+    prints = result.provenance.checkpoint_fingerprints
     assert prints["transformer"]["source"] == "transformer" and prints["transformer"]["sha256"]
-    assert result.provenance["load"]["source"] == "m" and engine.checkpoint == "embedded (m)"
+    assert result.provenance.load["source"] == "m" and engine.checkpoint == "embedded (m)"
 
 
 def test_location_free_text_keeps_the_finding_and_direction_and_drops_the_place():
@@ -165,4 +165,4 @@ def test_a_location_free_model_encodes_texts_without_location_and_says_so(tmp_pa
     a = engine.generate(GenerationRequest(progression_text="new right lower lobe consolidation", **request))
     b = engine.generate(GenerationRequest(progression_text="new left upper lobe consolidation", **request))
     np.testing.assert_array_equal(a.followup, b.followup)  # only the points place the change
-    assert a.provenance["parameters"]["location_free_text"] is True
+    assert a.provenance.parameters["location_free_text"] is True

@@ -31,13 +31,13 @@ def test_from_pretrained_loads_a_local_folder_and_generates(saved_pipeline, tmp_
     assert engine.num_layers == 5 and engine.default_vital_layers == (0, 1, 2, 3, 4)
     result = engine.generate(GenerationRequest(image=np.full((64, 64), 0.5, np.float32), progression_text="new effusion",
                                                points=[{"x": 10, "y": 50}]))
-    params = result.provenance["parameters"]
+    params = result.provenance.parameters
     assert params["bias_strength_mode"] == "learned s(tau)"
     expected = 10 * np.tanh(np.log1p(np.e) / 10)  # s_max·tanh(softplus(1) / s_max)
     assert params["strength_per_step"] == pytest.approx([expected] * 2, rel=1e-4)
-    prints = result.provenance["checkpoint_fingerprints"]
+    prints = result.provenance.checkpoint_fingerprints
     assert prints["flux"]["scope"] == "configs" and prints["stage2_gbca"]["scope"] == "file"
-    assert result.provenance["load"]["quantization"] is None
+    assert result.provenance.load["quantization"] is None
 
 
 def test_auto_quantization_is_full_precision_on_cpu(saved_pipeline):

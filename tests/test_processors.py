@@ -4,7 +4,7 @@ import pytest
 import torch
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
-from legend_demo.engines.codecs import image_ids
+from legend_demo.method.codecs import image_ids
 from legend_demo.processors import GBCAState, attention_layers, gbca_installed, inject_source_kv
 from legend_demo.tiny import tiny_transformer
 

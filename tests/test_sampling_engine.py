@@ -115,7 +115,7 @@ def test_gbca_raises_attention_on_the_lesion(tiny_engine):
 
 def test_learned_strength_is_used_when_no_override(tiny_engine):
     result = tiny_engine.generate(request(bias_strength=None))
-    assert result.provenance["parameters"]["strength_per_step"] == pytest.approx([0.01] * 4)
+    assert result.provenance.parameters["strength_per_step"] == pytest.approx([0.01] * 4)
 
 
 def test_no_points_means_no_bias_and_no_attn_iou(tiny_engine):
@@ -232,4 +232,4 @@ def test_every_engine_refuses_a_lateral_film_at_its_boundary(tiny_engine):
     mirrored = LoadedImage(array=chest(), original_size=(72, 80), source_format="dicom", bit_depth=12,
                            dicom_info={"ViewPosition": "PA", "BodyPartExamined": "KNEE"})
     result = tiny_engine.generate(request(image=mirrored))
-    assert any("KNEE" in w for w in result.provenance["warnings"])
+    assert any("KNEE" in w for w in result.provenance.warnings)

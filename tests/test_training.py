@@ -113,7 +113,7 @@ def tiny_pipe():
 
 
 def transformer_output(transformer, seed=0):
-    from legend_demo.engines.codecs import image_ids
+    from legend_demo.method.codecs import image_ids
 
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -18,29 +18,18 @@ identical for every query, head and decoding step (so teacher forcing and sampli
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import torch
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
+from ..layer_spec import check_layers
+from ..strength import StrengthFn
 from .capture import attention_mass
 from .sequence import RowBatch, key_kinds, key_prior
 
 GBCA_ATTENTION = "legend_gbca"
-StrengthFn = Callable[[torch.Tensor], torch.Tensor]  # relative depth (1,) → s (1,)
-
-
-def check_layers(name: str, layers: Iterable[int], num_layers: int) -> frozenset[int]:
-    """Layer indices as a set; ValueError naming any outside 0 … num_layers−1 (or not whole numbers)."""
-    layers = list(layers)
-    if any(isinstance(layer, bool) or int(layer) != layer for layer in layers):
-        raise ValueError(f"{name} must be whole numbers, got {layers}")
-    bad = sorted(int(layer) for layer in layers if not 0 <= int(layer) < num_layers)
-    if bad:
-        raise ValueError(f"{name} {bad} outside this model's decoder layers 0–{num_layers - 1}")
-    return frozenset(int(layer) for layer in layers)
 
 
 @dataclass

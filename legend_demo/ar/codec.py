@@ -1,4 +1,4 @@
-"""Emu3's VQ image tokenizer behind the project's codec convention (engines/codecs.py):
+"""Emu3's VQ image tokenizer behind the project's codec convention (method/codecs.py):
 a square grayscale [0, 1] model view ⇄ (B, h·w) codebook indices in row-major order.
 
 The grid is the tokenizer's: h = w = side / spatial factor (Emu3-Gen: factor 8, so 32×32 at the thesis's 256²).

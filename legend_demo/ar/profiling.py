@@ -15,10 +15,10 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..engines.base import LayerAttention
-from ..metrics import attn_iou, cbi, ear
+from ..metrics import LayerAttention
 from ..points import LesionPoint
-from .attention import ARGBCAState, StrengthFn
+from ..strength import StrengthFn
+from .attention import ARGBCAState
 from .backbone import ARBackbone
 from .sequence import make_batch, teacher_forcing_row
 
@@ -36,10 +36,9 @@ def layer_attention(
             continue
         mass = state.mass[layer].numpy()
         heatmap = (mass / mass.sum()).reshape(grid).astype(np.float32)  # (h, w)
-        iou = attn_iou(heatmap, points_model, (side, side), sigma_ratio) if points_model else None
         calls = [m.numpy().reshape(grid) / max(float(m.sum()), 1e-12) for m in state.calls.get(layer, [])] if per_call else None
-        layers.append(LayerAttention(layer=layer, heatmap=heatmap, cbi=cbi(heatmap), ear=ear(heatmap), attn_iou=iou,
-                                     text_mass=state.text_mass[layer] / state.counts[layer], per_step=calls))
+        layers.append(LayerAttention.measure(layer, heatmap, state.text_mass[layer] / state.counts[layer], points_model,
+                                             side, sigma_ratio, calls))
     return layers
 
 

@@ -2,7 +2,7 @@
 
 Same family as FLUX.1-dev so the same GBCA processors, dual path, capture and metrics run on a laptop CPU:
 - image: 128×128 grayscale in [-1, 1]; 4×4 space-to-depth then FLUX's 2×2 packing → 256 tokens × 64 channels on a
-  16×16 token grid (FLUX.1-dev at 256² has the same grid). No VAE: the codec is exact (engines/codecs.PixelCodec).
+  16×16 token grid (FLUX.1-dev at 256² has the same grid). No VAE: the codec is exact (method/codecs.PixelCodec).
 - reference conditioning (config.reference_channels): the transformer's input is [noisy tokens; prior tokens]
   along channels (InstructPix2Pix-style), so both dual-path rows see the prior film; generation starts from seeded
   noise, no inversion. Location comes only from the lesion points through GBCA's key bias (eqs. 5.6–5.7).
@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..engines.codecs import PixelCodec
-from ..engines.dual_path import DualPathEditor
+from ..method.codecs import PixelCodec
+from ..method.dual_path import DualPathEditor
 from ..strength import StrengthMLP
 
 SIDE = 128

@@ -24,24 +24,25 @@ import numpy as np
 import torch
 
 from .. import settings
-from ..ar.attention import ARGBCAState, check_layers
+from ..ar.attention import ARGBCAState
 from ..ar.backbone import ARBackbone
 from ..ar.lora import load_lora
 from ..ar.profiling import ProfileRun, layer_attention, profile_pairs
 from ..ar.sampling import SamplingOptions, sample_follow_up
 from ..ar.sequence import build_prefix, make_batch
-from ..checkpoints import LAYOUT, checkpoint_path, fingerprint, public_name
+from ..checkpoints import LAYOUT, checkpoint_path, public_name
 from ..edit_region import token_weights
-from ..errors import EngineUnavailableError
+from ..errors import EngineUnavailableError, raise_if_cancelled
+from ..layer_spec import check_layers
 from ..prior import gaussian_prior
-from ..strength import S_MAX, StrengthMLP
-from .base import Engine, GenerationCancelled, GenerationRequest, GenerationResult, ProgressFn
-from .cuda import release, require_free_vram
-from .dual_path import package_versions, utc_now
+from ..strength import S_MAX, StrengthMLP, request_strength, strength_mode
+from .base import Engine, GenerationRequest, GenerationResult, ProgressFn
+from .cuda import release
+from .loading import check_quantization, plan_loading, weights_record
+from .provenance import Provenance
 
 LABEL = "LeGend AR (Emu3 + LoRA + GBCA)"  # shown in the engine list (registry) and on every result
 
-QUANTIZATIONS = ("nf4", "int8", None)
 FREE_VRAM_NEEDED_GB = {"nf4": 9.0, "int8": 13.0, None: 22.0}  # Emu3-Gen 8B weights + KV cache of 2 rows at 256²
 THESIS_GBCA_LAYERS, THESIS_DEPTH = (14, 15, 16), 32  # thesis Table 4.2–4.4: L14–16 of 32 decoder layers
 THESIS_SIDE = 256  # thesis input side (Emu3-Gen's tokenizer: 32×32 tokens)
@@ -59,8 +60,7 @@ def default_gbca_layers(num_layers: int) -> tuple[int, ...]:
 
 def bnb_config(kind: str | None):
     """transformers BitsAndBytesConfig for NF4 / int8 (None: full precision); the VQ tokenizer and lm_head stay unquantized."""
-    if kind not in QUANTIZATIONS:
-        raise ValueError(f"quantization={kind!r}; choose one of nf4, int8 or None")
+    check_quantization(kind)
     if kind is None:
         return None
     from transformers import BitsAndBytesConfig
@@ -70,11 +70,6 @@ def bnb_config(kind: str | None):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16,
                                   llm_int8_skip_modules=skip)
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
-
-
-def check_free_vram(quantization: str | None) -> None:
-    """Refuse to start loading when the GPU lacks the memory Emu3-Gen needs, with the numbers."""
-    require_free_vram(FREE_VRAM_NEEDED_GB[quantization], f"LeGend AR ({quantization or 'bf16'})")
 
 
 class LeGendAREngine(Engine):
@@ -134,7 +129,7 @@ class LeGendAREngine(Engine):
         gbca_layers = check_layers("GBCA layers", gbca_layers, self.num_layers)
         capture = gbca_layers if request.capture_layers is None else request.capture_layers
         capture = check_layers("capture layers", capture, self.num_layers)
-        _check_cancel(cancel, "before tokenizing")
+        raise_if_cancelled(cancel, "before tokenizing")
         timings["prepare"] = time.perf_counter() - started
 
         t0 = time.perf_counter()
@@ -164,19 +159,9 @@ class LeGendAREngine(Engine):
             _per_row_maps(layers, state, grid)
         timings = {k: round(v, 4) for k, v in timings.items()}
         timings["tokens_per_s"] = round(sampled.tokens / max(sampled.seconds, 1e-9), 2)
-        return GenerationResult(
-            followup=follow_view,
-            source_reconstruction=source_view,
-            prior_image=image01,
-            prior_map=prior_map,
-            frame=frame,
-            points=list(request.points),
-            layers=layers,
-            timings_s=timings,
-            provenance=self._provenance(request, state, sampled, sorted(gbca_layers), sorted(capture), frame),
-            engine=self.name,
-            checkpoint=self.checkpoint,
-        )
+        return self._result(request, followup=follow_view, source=source_view, prior=image01, prior_map=prior_map,
+                            frame=frame, layers=layers, timings=timings,
+                            provenance=self._provenance(request, state, sampled, gbca_layers, capture, frame))
 
     def _rows(self, codes_a: torch.Tensor, request: GenerationRequest, grid):
         """[conditional row (progression text); unconditional row (source text) when guided], left-padded."""
@@ -187,48 +172,26 @@ class LeGendAREngine(Engine):
 
     def _strength(self, bias_strength: float | None):
         """A fixed override (0 = GBCA off), else the trained MLP s_ℓ (init 0.01 when no weights are loaded)."""
-        if bias_strength is not None:
-            return float(bias_strength)
-        mlp = (self.strength_mlp or StrengthMLP()).to(self.backbone.device).float().eval()
-        return lambda depth: mlp(depth.float())
+        return request_strength(bias_strength, self.strength_mlp, self.backbone.device)
 
-    def _provenance(self, request, state: ARGBCAState, sampled, gbca_layers, capture, frame) -> dict[str, Any]:
+    def _provenance(self, request, state: ARGBCAState, sampled, gbca_layers, capture, frame) -> Provenance:
         options = self.sampling
-        return {
-            "created_utc": utc_now(),
-            "synthetic": True,
-            "engine": self.name,
-            "checkpoint": self.checkpoint,
-            "checkpoint_fingerprints": self.fingerprints,
-            "load": self.load_options,
-            "packages": package_versions(),
-            "parameters": {
-                "progression_text": request.progression_text,
-                "source_text": request.source_text,
-                "unconditional_text": request.source_text if options.guided else None,
-                "points": [p.to_dict() for p in request.points],
-                "sigma_ratio": request.sigma_ratio,
-                "bias_strength": request.bias_strength,
-                "bias_strength_mode": _strength_mode(request.bias_strength, self.strength_mlp),
-                "strength_per_layer": {str(k): v for k, v in state.strengths().items()} if state.key_prior is not None else {},
-                "gbca_layers": gbca_layers,
-                "vital_layers": gbca_layers,
-                "capture_layers": capture,
-                "seed": request.seed,
-                "guidance_scale": options.guidance_scale,
-                "top_k": options.top_k,
-                "top_p": options.top_p,
-                "temperature": options.temperature,
-                "keep_region_blending": request.edit_region.keep_blend,
-                "keep_region": {"rule": "X_A token emitted where the token-grid edit region W = 0",
-                                "kept_tokens": int(sampled.kept.sum()), "sampled_tokens": int((~sampled.kept).sum())},
-                "source_reconstruction": "VQ round trip decode(encode(prior))",
-                "not_used_by_this_engine": {"steps": request.steps, "inject": request.inject, "noise_mix": request.noise_mix},
-                "model_side": self.model_side,
-                "token_grid": list(self.token_grid),
-                "frame": frame.to_dict(),
-            },
-        }
+        return Provenance.of(
+            self, request, bias_strength_mode=strength_mode(request.bias_strength, self.strength_mlp, "s_l",
+                                                            " (MLP of layer depth)"),
+            vital_layers=gbca_layers, capture_layers=capture, frame=frame,
+            unconditional_text=request.source_text if options.guided else None,
+            strength_per_layer={str(k): v for k, v in state.strengths().items()} if state.key_prior is not None else {},
+            gbca_layers=sorted(gbca_layers),
+            guidance_scale=options.guidance_scale,
+            top_k=options.top_k,
+            top_p=options.top_p,
+            temperature=options.temperature,
+            keep_region={"rule": "X_A token emitted where the token-grid edit region W = 0",
+                         "kept_tokens": int(sampled.kept.sum()), "sampled_tokens": int((~sampled.kept).sum())},
+            source_reconstruction="VQ round trip decode(encode(prior))",
+            not_used_by_this_engine={"steps": request.steps, "inject": request.inject, "noise_mix": request.noise_mix},
+        )
 
     # ------------------------------------------------------------------ profiling
     def profile(self, pairs, *, layers=None, gbca_layers=None, bias_strength: float | None = None,
@@ -267,21 +230,13 @@ class LeGendAREngine(Engine):
         """
         from transformers import AutoTokenizer, Emu3ForConditionalGeneration
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if quantization == "auto":
-            quantization = "nf4" if device.startswith("cuda") else None
-        qconfig = bnb_config(quantization)
-        if quantization is not None:
-            if not device.startswith("cuda"):
-                raise EngineUnavailableError(f"{quantization} loading needs a CUDA GPU (device={device})")
-            if importlib.util.find_spec("bitsandbytes") is None:
-                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements.txt")
+        plan = plan_loading(device, quantization, dtype)
+        qconfig = bnb_config(plan.quantization)
         for name, extra in (("LoRA", lora), ("GBCA weights", gbca_weights)):
             if extra is not None and not Path(extra).exists():
                 raise EngineUnavailableError(f"{name} not found: {public_name(extra)}")
-        if device.startswith("cuda"):
-            check_free_vram(quantization)
-        dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        plan.check_free_vram(FREE_VRAM_NEEDED_GB, "LeGend AR")
+        device, dtype = plan.device, plan.dtype
         try:
             model = Emu3ForConditionalGeneration.from_pretrained(
                 path, quantization_config=qconfig, dtype=dtype, device_map={"": device} if qconfig else None)
@@ -304,12 +259,8 @@ class LeGendAREngine(Engine):
         options.setdefault("gbca_layers", _trained_gbca_layers(gbca_weights))
         mean, std, norm_source = image_normalisation(path)
         backbone = ARBackbone.from_model(model, tokenizer, mean, std)
-        sources = {"emu3": path, "ar_lora": lora, "ar_gbca": gbca_weights}
-        prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
-        label = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
-        label += f" + GBCA {public_name(gbca_weights)}" if gbca_weights else ""
-        load = {"source": public_name(path), "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", ""),
-                "image_normalisation": norm_source}
+        label, prints = weights_record({"emu3": path, "ar_lora": lora, "ar_gbca": gbca_weights}, path, lora, gbca_weights)
+        load = plan.record(path, image_normalisation=norm_source)
         return cls(backbone, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
 
 
@@ -340,16 +291,11 @@ def _trained_gbca_layers(gbca_weights: str | None) -> tuple[int, ...] | None:
 
 def _row_hook(progress: ProgressFn | None, cancel: threading.Event | None):
     def on_row(row: int, rows: int) -> None:
-        _check_cancel(cancel, f"after row {row} of {rows}")
+        raise_if_cancelled(cancel, f"after row {row} of {rows}")
         if progress is not None:
             progress("decode", row, rows)
 
     return on_row
-
-
-def _check_cancel(cancel: threading.Event | None, where: str) -> None:
-    if cancel is not None and cancel.is_set():
-        raise GenerationCancelled(f"cancelled {where}")
 
 
 def _per_row_maps(layers, state: ARGBCAState, grid: tuple[int, int]) -> None:
@@ -359,14 +305,6 @@ def _per_row_maps(layers, state: ARGBCAState, grid: tuple[int, int]) -> None:
         calls = state.calls.get(attention.layer, [])
         rows = [torch.stack(calls[r * w : (r + 1) * w]).sum(0).numpy() for r in range(h) if calls[r * w : (r + 1) * w]]
         attention.per_step = [(m / m.sum()).reshape(grid).astype(np.float32) for m in rows]
-
-
-def _strength_mode(bias_strength: float | None, mlp: StrengthMLP | None) -> str:
-    if bias_strength == 0:
-        return "off"
-    if bias_strength is not None:
-        return "fixed"
-    return "learned s_l (MLP of layer depth)" if mlp is not None else "untrained s_l (init 0.01)"
 
 
 def availability() -> tuple[bool, str]:

@@ -1,4 +1,4 @@
-"""The engine interface every generator implements, and the request/result records it exchanges.
+"""The engine interface every generator implements, and the result it returns (the request: method/request.py).
 
 Engine.generate is the one boundary: it validates the request, lets the engine make its model-view rows
 (`_generate`), then turns them into a film (legend_demo/composite.py): by default only the change, composited
@@ -10,105 +10,20 @@ import json
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..grounding.limits import check_text
-from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, model_view_film
-from ..edit_region import EditRegion
-from ..errors import GenerationError
-from ..geometry import FrameMode, SquareFrame
+from ..composite import Film, composite_change, model_view_film
+from ..errors import GenerationCancelled, GenerationError  # noqa: F401 - GenerationCancelled: engines' public name
+from ..geometry import SquareFrame
 from ..grounding.orientation import check_frontal_chest
-from ..image_io import LoadedImage
-from ..points import LesionPoint, as_points, check_inside
-
-ProgressFn = Callable[[str, int, int], None]  # (phase, step, total) — phase is "invert" or "denoise"
-
-SIGMA_RATIO_RANGE = (0.02, 0.30)  # UI range; thesis default 0.10, ablated 0.05 / 0.20
-DEFAULT_SOURCE_TEXT = "a frontal chest radiograph"
-
-
-class GenerationCancelled(RuntimeError):
-    """Raised inside generate() when the caller's cancel event is set."""
-
-
-@dataclass
-class GenerationRequest:
-    """Everything one follow-up generation depends on. Points are in pixels of `image` (original size)."""
-
-    image: Any  # LoadedImage, or an (H, W) float array in [0, 1] (dense tissue bright) wrapped into one
-    progression_text: str
-    source_text: str = DEFAULT_SOURCE_TEXT
-    points: list[LesionPoint] = field(default_factory=list)
-    sigma_ratio: float = 0.10
-    bias_strength: float | None = None  # None: the trained s(τ); 0: GBCA off; >0: fixed strength
-    vital_layers: tuple[int, ...] | None = None  # None: the engine's default
-    inject: bool = True  # vital-layer K/V injection from the source path
-    steps: int | None = None  # None: the engine's default
-    seed: int = 0
-    noise_mix: float = 0.0  # η in z_T ← √(1−η²)·z_inv + η·ε(seed); 0 = deterministic inversion (seed unused)
-    capture_layers: tuple[int, ...] | None = None  # None: the vital layers; (): capture nothing
-    capture_per_step: bool = False
-    frame_mode: FrameMode = "pad"
-    output_mode: OutputMode = "composite"  # "composite": the change on the film; "model-view": raw engine output
-    edit_region: EditRegion = field(default_factory=EditRegion)
-
-    def __post_init__(self) -> None:
-        self.image = as_loaded_image(self.image)
-        self.points = as_points(self.points)
-        self.progression_text = (self.progression_text or "").strip()
-        self.source_text = (self.source_text or "").strip() or DEFAULT_SOURCE_TEXT
-
-    def validate(self, max_bias_strength: float, max_steps: int = 200) -> None:
-        """Raise ValueError naming the offending value (never clamp silently)."""
-        if not self.progression_text:
-            raise ValueError("the progression description is empty: describe how the disease changed")
-        check_text(self.progression_text)
-        lo, hi = SIGMA_RATIO_RANGE
-        if not (lo <= self.sigma_ratio <= hi):
-            raise ValueError(f"sigma_ratio={self.sigma_ratio} is outside [{lo}, {hi}]")
-        if self.bias_strength is not None and not (0.0 <= self.bias_strength <= max_bias_strength):
-            raise ValueError(f"bias_strength={self.bias_strength} is outside [0, {max_bias_strength}]")
-        if self.steps is not None and not (1 <= self.steps <= max_steps):
-            raise ValueError(f"steps={self.steps} is outside [1, {max_steps}]")
-        if not (0 <= self.seed < 2**32):
-            raise ValueError(f"seed={self.seed} is outside [0, 2^32)")
-        if not (0.0 <= self.noise_mix < 1.0):
-            raise ValueError(f"noise_mix={self.noise_mix} is outside [0, 1)")
-        if self.output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode={self.output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
-        self.edit_region.check()
-        check_inside(self.points, self.image.size)
-
-
-def as_loaded_image(image: Any) -> LoadedImage:
-    """A LoadedImage as is; an (H, W) array of finite values in [0, 1] as a display-only LoadedImage."""
-    if isinstance(image, LoadedImage):
-        return image
-    array = np.asarray(image, dtype=np.float32)
-    if array.ndim != 2 or min(array.shape) < 1:
-        raise ValueError(f"image must be a LoadedImage or an (H, W) array, got shape {array.shape}")
-    if not np.all(np.isfinite(array)) or array.min() < 0 or array.max() > 1:
-        raise ValueError(f"image array must hold finite values in [0, 1], got [{array.min()}, {array.max()}]")
-    return LoadedImage(array=array, original_size=(array.shape[1], array.shape[0]), source_format="array", bit_depth=32)
-
-
-@dataclass
-class LayerAttention:
-    """Captured attention of edit-image queries to source-image keys at one global layer (thesis §4.2.1)."""
-
-    layer: int
-    heatmap: np.ndarray  # (h, w), sums to 1 over image keys
-    cbi: float
-    ear: float
-    attn_iou: float | None  # None when there are no lesion points
-    text_mass: float  # share of the edit-image queries' attention that went to text keys
-    per_step: list[np.ndarray] | None = None  # (h, w) per denoising step, if asked
-
-    def metrics(self) -> dict[str, float]:
-        return {"layer": self.layer, "cbi": self.cbi, "ear": self.ear, "attn_iou": self.attn_iou, "text_mass": self.text_mass}
+from ..method.request import (DEFAULT_SOURCE_TEXT, SIGMA_RATIO_RANGE, GenerationRequest,  # noqa: F401 - re-exported
+                              ProgressFn, as_loaded_image)
+from ..metrics import LayerAttention
+from ..points import LesionPoint
+from .provenance import Provenance
 
 
 @dataclass
@@ -127,27 +42,26 @@ class GenerationResult:
     points: list[LesionPoint]  # in original image pixels
     layers: list[LayerAttention]
     timings_s: dict[str, float]
-    provenance: dict[str, Any]
+    provenance: Provenance
     engine: str
     checkpoint: str
     film: Film | None = None  # set by Engine.generate — SYNTHETIC
 
     def report(self) -> dict[str, Any]:
         """JSON-ready summary (the CLI's report.json, the API's and the UI's report): plain numbers and lists only."""
-        params = self.provenance.get("parameters", {})
         return plain_json({
             "synthetic": True,
             "notice": "Synthetic image generated for research use; not for diagnosis.",
             "engine": self.engine,
             "checkpoint": self.checkpoint,
             "points": [p.to_dict() for p in self.points],
-            "sigma_ratio": params.get("sigma_ratio"),
-            "bias_strength": params.get("bias_strength"),
-            "seed": params.get("seed"),
+            "sigma_ratio": self.provenance.sigma_ratio,
+            "bias_strength": self.provenance.bias_strength,
+            "seed": self.provenance.seed,
             "layers": [layer.metrics() for layer in self.layers],
             "output": self.film.params if self.film is not None else None,
             "timings_s": self.timings_s,
-            "provenance": self.provenance,
+            "provenance": self.provenance.to_dict(),
         })
 
 
@@ -219,8 +133,8 @@ class Engine(ABC):
         result.film = make_film(request, result, self.change_smoothing_px)
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
         result.timings_s["total"] = round(time.perf_counter() - started, 4)
-        result.provenance.setdefault("parameters", {})["output"] = result.film.params
-        result.provenance["warnings"] = warnings
+        result.provenance.output = result.film.params
+        result.provenance.warnings = warnings
         return result
 
     def text_unread(self, text: str) -> str:
@@ -246,6 +160,14 @@ class Engine(ABC):
             release()
             raise GenerationError(f"out of GPU memory ({exc.__class__.__name__}); memory released — "
                                   f"{self.oom_advice}") from None
+
+    def _result(self, request: GenerationRequest, *, followup: np.ndarray, source: np.ndarray, prior: np.ndarray,
+                prior_map: np.ndarray, frame: SquareFrame, layers: list[LayerAttention], timings: dict[str, float],
+                provenance: Provenance) -> GenerationResult:
+        """The model-view rows, maps, timings and provenance of `_generate`, as this engine's result."""
+        return GenerationResult(followup=followup, source_reconstruction=source, prior_image=prior, prior_map=prior_map,
+                                frame=frame, points=list(request.points), layers=layers, timings_s=timings,
+                                provenance=provenance, engine=self.name, checkpoint=self.checkpoint)
 
     @abstractmethod
     def _generate(

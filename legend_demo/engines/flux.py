@@ -3,28 +3,26 @@ loaded with diffusers/transformers bitsandbytes configs, an optional stage-1 LoR
 """
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import torch
 
 from .. import settings
-from ..checkpoints import checkpoint_path, fingerprint, public_name
+from ..checkpoints import checkpoint_path, public_name
 from ..errors import EngineUnavailableError
+from ..method.codecs import FluxLatentCodec
+from ..method.dual_path import DualPathEditor
 from ..strength import StrengthMLP
-from .codecs import FluxLatentCodec
-from .cuda import require_free_vram
-from .dual_path import DualPathEditor, DualPathEngine
+from .dual_path import DualPathEngine
+from .loading import check_quantization, plan_loading, weights_record
 
 LABEL = "LeGend-Diffusion (FLUX.1-dev + GBCA)"  # shown in the engine list (registry) and on every result
-QUANTIZATIONS = ("nf4", "int8", None)
 FREE_VRAM_NEEDED_GB = {"nf4": 14.0, "int8": 22.0, None: 36.0}  # transformer + T5 + CLIP + VAE + activations at 256²
 
 
 def quantization_config(kind: str | None, components: tuple[str, ...] = ("transformer", "text_encoder_2")):
     """diffusers PipelineQuantizationConfig for bitsandbytes NF4 / int8 (None: full precision)."""
-    if kind not in QUANTIZATIONS:
-        raise ValueError(f"quantization={kind!r}; choose one of nf4, int8 or None")
+    check_quantization(kind)
     if kind is None:
         return None
     from diffusers.quantizers import PipelineQuantizationConfig
@@ -35,11 +33,6 @@ def quantization_config(kind: str | None, components: tuple[str, ...] = ("transf
     else:
         backend, kwargs = "bitsandbytes_8bit", {"load_in_8bit": True}
     return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=kwargs, components_to_quantize=list(components))
-
-
-def check_free_vram(quantization: str | None) -> None:
-    """Refuse to start loading when the GPU lacks the memory the backbone needs, with the numbers."""
-    require_free_vram(FREE_VRAM_NEEDED_GB[quantization], f"LeGend-Diffusion ({quantization or 'bf16'})")
 
 
 class LeGendDiffusionEngine(DualPathEngine):
@@ -97,32 +90,21 @@ class LeGendDiffusionEngine(DualPathEngine):
         """Load FLUX.1-dev (local folder or hub id); quantization "auto" = NF4 on CUDA, full precision on CPU."""
         from diffusers import FluxPipeline
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        if quantization == "auto":
-            quantization = "nf4" if device.startswith("cuda") else None
-        qconfig = quantization_config(quantization)
-        if quantization is not None:
-            if not device.startswith("cuda"):
-                raise EngineUnavailableError(f"{quantization} loading needs a CUDA GPU (device={device})")
-            if importlib.util.find_spec("bitsandbytes") is None:
-                raise EngineUnavailableError("4-/8-bit loading needs bitsandbytes: pip install -r requirements.txt")
-        if device.startswith("cuda"):
-            check_free_vram(quantization)
-        dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        plan = plan_loading(device, quantization, dtype)
+        qconfig = quantization_config(plan.quantization)
+        plan.check_free_vram(FREE_VRAM_NEEDED_GB, "LeGend-Diffusion")
         try:
-            pipe = FluxPipeline.from_pretrained(path, quantization_config=qconfig, dtype=dtype)
+            pipe = FluxPipeline.from_pretrained(path, quantization_config=qconfig, dtype=plan.dtype)
         except (OSError, ValueError) as exc:  # missing folder, bad hub id, incomplete download
             raise EngineUnavailableError(f"cannot load FLUX from {path}: {exc}") from None
         if lora:
             pipe.load_lora_weights(lora)
-        _place(pipe, device, quantized=quantization is not None)
+        _place(pipe, plan.device, quantized=plan.quantization is not None)
         strength = StrengthMLP.load(gbca_weights) if gbca_weights else None
-        sources = {"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}
-        prints = {k: (fp.to_dict() if fp else None) for k, fp in ((k, fingerprint(v)) for k, v in sources.items())}
-        label = public_name(path) + (f" + LoRA {public_name(lora)}" if lora else "")
-        label += f" + GBCA {public_name(gbca_weights)}" if gbca_weights else ""
-        load = {"source": public_name(path), "quantization": quantization, "device": device, "dtype": str(dtype).replace("torch.", "")}
-        return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
+        label, prints = weights_record({"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}, path, lora,
+                                       gbca_weights)
+        return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=plan.record(path),
+                   **options)
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         embeds, pooled, _ = self.pipe.encode_prompt(

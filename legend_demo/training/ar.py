@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..ar.attention import ARGBCAState, check_layers
+from ..ar.attention import ARGBCAState
+from ..layer_spec import check_layers
 from ..ar.backbone import ARBackbone
 from ..ar.lora import LORA_ALPHA, LORA_DROPOUT, LORA_RANK, add_lora, save_lora
 from ..ar.sequence import SequenceLayout, make_batch, teacher_forcing_row

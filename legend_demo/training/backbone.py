@@ -1,6 +1,6 @@
 """The model being trained, behind one small interface: the embedded model (full weights) or a FluxPipeline.
 
-Both wrap a DualPathEditor (legend_demo/engines/dual_path.py), so training sees exactly what inference uses:
+Both wrap a DualPathEditor (legend_demo/method/dual_path.py), so training sees exactly what inference uses:
 the same codec, text encoder, guidance embedding and transformer call.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..engines.dual_path import DualPathEditor
+from ..method.dual_path import DualPathEditor
 
 @dataclass
 class Backbone:

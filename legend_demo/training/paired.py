@@ -26,7 +26,8 @@ import torch
 from ..embedded.model import EmbeddedConfig, inner_flux, new_transformer, save_model
 from ..points import LesionPoint
 from ..prior import gaussian_prior
-from ..processors import GBCAState, check_layers, gbca_installed
+from ..layer_spec import check_layers
+from ..processors import GBCAState, gbca_installed
 from .backbone import Backbone
 from .data import PairSet
 from .ema import EMA

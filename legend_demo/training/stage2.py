@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..processors import GBCAState, check_layers, gbca_installed
+from ..layer_spec import check_layers
+from ..processors import GBCAState, gbca_installed
 from ..prior import gaussian_prior
 from ..strength import StrengthMLP
 from .backbone import Backbone

@@ -186,4 +186,4 @@ def gather(*groups: Iterable[str]) -> tuple[list[str], list[str]]:
 def engine_warnings(bundle: Any) -> list[str]:
     """What the engine said while generating (view checks, the part of the text its encoder did not read)."""
     runs = [*bundle.samples, *([bundle.off] if bundle.off is not None else [])]
-    return [m for run in runs for m in run.provenance.get("warnings", [])]
+    return [m for run in runs for m in run.provenance.warnings]
