@@ -211,19 +211,23 @@ def test_shipped_examples_are_synthetic_test_split_renders():
 
 
 def test_k_seeds_really_differ_and_the_gbca_off_twin_shares_the_first_seed(tiny_engine, monkeypatch):
+    from dataclasses import replace
+
+    from legend_demo.engines.base import GenerationRequest
     from legend_demo.points import LesionPoint
     from legend_demo.ui import generation
 
     monkeypatch.setattr(generation, "load_engine", lambda name=None: tiny_engine)
     image = np.random.default_rng(1).random((64, 64)).astype(np.float32)
-    params = generation.GenerateParams(text="new right upper lobe nodule", points=[LesionPoint(20, 20)], steps=2,
-                                       seed=5, num_samples=2, compare_off=True, bias_strength=3.0)
-    requests = generation.build_requests(image, params)
+    request = GenerationRequest(image=image, progression_text="new right upper lobe nodule", points=[LesionPoint(20, 20)],
+                                steps=2, seed=5, bias_strength=3.0)
+    click = generation.GenerateClick(request, num_samples=2, compare_off=True)
+    requests = click.requests()
     assert [r.seed for r in requests] == [5, 6, 5] and requests[-1].bias_strength == 0.0
     assert all(r.noise_mix == generation.SAMPLE_NOISE_MIX for r in requests)
-    bundle = generation.run_generation(image, params)
+    bundle = generation.run_generation(click)
     assert np.abs(bundle.samples[0].followup - bundle.samples[1].followup).max() > 1e-3
-    assert generation.GenerateParams(text="x", points=[]).effective_noise_mix == 0.0
+    assert generation.GenerateClick(replace(request, points=[])).noise_mix == 0.0
 
 
 def test_viewers_load_nothing_from_the_network_and_offer_no_downloads(demo):

@@ -199,12 +199,14 @@ def test_quantization_configs_keep_the_tokenizer_and_head_unquantized():
 
 def test_free_vram_check_refuses_with_the_numbers(monkeypatch):
     from legend_demo.engines import ar
+    from legend_demo.engines.loading import LoadPlan
 
+    plan = LoadPlan("cuda", "nf4", torch.bfloat16)  # what from_pretrained checks before loading on CUDA
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (4 * 2**30, 80 * 2**30))
     with pytest.raises(EngineUnavailableError, match=r"4\.0 GiB free of 80\.0 GiB.*nf4.*9 GiB"):
-        ar.check_free_vram("nf4")
+        plan.check_free_vram(ar.FREE_VRAM_NEEDED_GB, "LeGend AR")
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (40 * 2**30, 80 * 2**30))
-    ar.check_free_vram(None)  # 22 GiB needed, 40 free: no error
+    LoadPlan("cuda", None, torch.bfloat16).check_free_vram(ar.FREE_VRAM_NEEDED_GB, "LeGend AR")  # 22 GiB of 40 free
 
 
 def test_out_of_memory_while_sampling_becomes_a_generation_error(engine, film, monkeypatch):

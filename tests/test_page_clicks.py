@@ -15,7 +15,8 @@ from legend_demo.edit_region import EditRegion
 from legend_demo.export import save_film_dicom, save_film_png
 from legend_demo.grounding.orientation import NOT_A_CHEST
 from legend_demo.ui import handlers
-from legend_demo.ui.generation import GenerateParams, NoPointsError
+from legend_demo.engines.base import GenerationRequest, as_loaded_image
+from legend_demo.ui.generation import GenerateClick, NoPointsError
 from legend_demo.ui.notices import (
     ORIENTATION_ASSUMED, POINTS_EDITED, clinical, editor_warnings, film_warnings, gather, page_warnings,
 )
@@ -23,6 +24,7 @@ from legend_demo.ui.point_editor import editor_value
 from legend_demo.ui.point_labels import label_from_text
 from test_composite import dicom_film, engine_rows
 
+FLAT = np.full((64, 64), 0.5, np.float32)  # a film for requests that must be refused before any model time
 COARSE = (f"{NOT_A_CHEST} (no lung fields found: mean contrast 0.23, need 0.12; weakest 0.04); using the coarse "
           "centres 0.30W/0.70W × 0.20H/0.50H/0.80H")
 
@@ -94,8 +96,8 @@ def test_points_edited_after_find_and_the_grounders_warnings_stay_in_the_editor_
 
 def test_composite_without_points_is_refused_before_any_work_and_model_view_is_not():
     with pytest.raises(NoPointsError, match="film unchanged"):
-        GenerateParams(text="x", points=[]).check()
-    GenerateParams(text="x", points=[], output_mode="model-view").check()
+        GenerateClick(GenerationRequest(image=FLAT, progression_text="x", points=[])).check()
+    GenerateClick(GenerationRequest(image=FLAT, progression_text="x", points=[], output_mode="model-view")).check()
 
 
 def test_generate_without_points_finds_them_for_the_text_and_shows_them(monkeypatch):
@@ -103,11 +105,11 @@ def test_generate_without_points_finds_them_for_the_text_and_shows_them(monkeypa
 
     seen = {}
 
-    def engine(image, params, *rest):
-        seen["points"] = params.points
+    def engine(click, *rest):
+        seen["points"] = click.request.points
         raise GenerationCancelled("stop here: the points are what this test checks")
 
-    image = Film(np.full((200, 180), 0.5, np.float32))
+    image = as_loaded_image(np.full((200, 180), 0.5, np.float32))  # a real LoadedImage: the click's request holds it
     out = generate(image, None, "new right lower lobe consolidation", monkeypatch, engine)
     assert seen["points"] and seen["points"][0].x < 90  # patient right = image left, found before the model ran
     assert "cancelled" in out[0]
@@ -154,7 +156,7 @@ def test_a_hand_placed_point_takes_the_nearest_unplaced_mention_or_asks():
 def test_points_edited_in_the_browser_get_their_finding_and_the_warnings_follow(monkeypatch):
     image = load_image(dicom_film(300, 260))
     text = "new right lower lobe consolidation and a left pleural effusion"
-    value = handlers.found_points(image, text, "rules", 0.1, 1.0)
+    value = handlers.found_points(image, text, "rules", 0.1, EditRegion())
     assert len(value["points"]) == 2
     added = {**value, "points": [value["points"][0], {"x": 250.0, "y": 230.0, "confidence": 3, "label": "",
                                                       "ask": True}]}

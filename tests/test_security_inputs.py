@@ -114,9 +114,12 @@ def test_api_options_are_checked_strictly_never_rounded_or_defaulted(overrides, 
 def test_api_options_keep_the_documented_meanings():
     from legend_demo.ui.api import check_options
 
-    assert check_options(**_options()) == {"sigma_ratio": 0.1, "bias_strength": None, "seed": 0, "steps": None,
-                                           "num_samples": 1, "compare_off": False}
-    checked = check_options(**_options(steps=3.0, seed=7, num_samples=8, bias_strength=0, compare_gbca_off=True))
+    request, click = check_options(**_options())  # (the request's values, the click's)
+    assert {**request, **click} == {"sigma_ratio": 0.1, "bias_strength": None, "seed": 0, "steps": None,
+                                    "num_samples": 1, "compare_off": False}
+    assert set(click) == {"num_samples", "compare_off"}
+    request, click = check_options(**_options(steps=3.0, seed=7, num_samples=8, bias_strength=0, compare_gbca_off=True))
+    checked = {**request, **click}
     assert (checked["steps"], checked["seed"], checked["num_samples"], checked["bias_strength"], checked["compare_off"]) == (3, 7, 8, 0.0, True)
 
 

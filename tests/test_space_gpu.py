@@ -4,53 +4,63 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
+import numpy as np
+
+from legend_demo.engines.base import GenerationRequest
+from legend_demo.image_io import LoadedImage
 from legend_demo.ui import gpu
-from legend_demo.ui.generation import GenerateParams
+from legend_demo.ui.generation import GenerateClick
 
 
-def params(**kwargs) -> GenerateParams:
+def film(width: int, height: int) -> LoadedImage:
+    """A film that says it is `width` × `height` (the reservation reads only its size; the pixels are a stand-in)."""
+    return LoadedImage(array=np.zeros((4, 4), np.float32), original_size=(width, height), source_format="png",
+                       bit_depth=16)
+
+
+FILM = film(2048, 2500)
+
+
+def params(image: LoadedImage = FILM, steps: int | None = None, **kwargs) -> GenerateClick:
     kwargs.setdefault("engine", "legend-diffusion")
-    return GenerateParams(text="new right lower lobe consolidation", points=[], **kwargs)
-
-
-FILM = SimpleNamespace(original_size=(2048, 2500))
+    request = GenerationRequest(image=image, progression_text="new right lower lobe consolidation", points=[],
+                                steps=steps)
+    return GenerateClick(request, **kwargs)
 
 
 def test_reservation_grows_with_steps_samples_and_the_gbca_off_twin():
-    base = gpu.generation_seconds(FILM, params(num_samples=2))
-    assert gpu.generation_seconds(FILM, params(num_samples=2, steps=50)) > base
-    assert gpu.generation_seconds(FILM, params(num_samples=4)) > base
-    assert gpu.generation_seconds(FILM, params(num_samples=2, compare_off=True)) > base
+    base = gpu.generation_seconds(params(num_samples=2))
+    assert gpu.generation_seconds(params(num_samples=2, steps=50)) > base
+    assert gpu.generation_seconds(params(num_samples=4)) > base
+    assert gpu.generation_seconds(params(num_samples=2, compare_off=True)) > base
 
 
 def test_default_steps_are_the_engines_and_the_ar_engine_ignores_steps():
-    assert gpu.generation_seconds(FILM, params(num_samples=3)) == gpu.generation_seconds(FILM, params(num_samples=3, steps=28))
+    assert gpu.generation_seconds(params(num_samples=3)) == gpu.generation_seconds(params(num_samples=3, steps=28))
     ar = params(engine="legend-ar", num_samples=2)
-    assert gpu.generation_seconds(FILM, ar) == gpu.generation_seconds(FILM, params(engine="legend-ar", num_samples=2, steps=90))
+    assert gpu.generation_seconds(ar) == gpu.generation_seconds(params(engine="legend-ar", num_samples=2, steps=90))
 
 
 def test_a_larger_film_asks_for_more_and_the_bounds_hold():
-    small = SimpleNamespace(original_size=(512, 512))
-    huge = SimpleNamespace(original_size=(7000, 7000))
-    many = params(num_samples=8, compare_off=True, steps=200)
-    assert gpu.generation_seconds(huge, many) >= gpu.generation_seconds(small, many)
-    assert gpu.generation_seconds(huge, many) == gpu.MAX_SECONDS
-    assert gpu.generation_seconds(small, params(engine="embedded", steps=1)) == gpu.MIN_SECONDS
+    small, huge = film(512, 512), film(7000, 7000)
+    many = dict(num_samples=8, compare_off=True, steps=200)
+    assert gpu.generation_seconds(params(huge, **many)) >= gpu.generation_seconds(params(small, **many))
+    assert gpu.generation_seconds(params(huge, **many)) == gpu.MAX_SECONDS
+    assert gpu.generation_seconds(params(small, engine="embedded", steps=1)) == gpu.MIN_SECONDS
 
 
 def test_an_unknown_or_unresolvable_engine_still_gets_a_reservation(monkeypatch):
-    assert gpu.MIN_SECONDS <= gpu.generation_seconds(FILM, params(engine="something-new")) <= gpu.MAX_SECONDS
+    assert gpu.MIN_SECONDS <= gpu.generation_seconds(params(engine="something-new")) <= gpu.MAX_SECONDS
     import legend_demo.engines.registry as registry
 
     def broken():
         raise RuntimeError("registry unavailable")
 
     monkeypatch.setattr(registry, "default_engine_name", broken)
-    assert gpu.MIN_SECONDS <= gpu.generation_seconds(FILM, params(engine=None)) <= gpu.MAX_SECONDS
+    assert gpu.MIN_SECONDS <= gpu.generation_seconds(params(engine=None)) <= gpu.MAX_SECONDS
 
 
 def test_spaces_gets_the_duration_function_and_it_reads_the_calls_arguments(monkeypatch):
@@ -65,13 +75,13 @@ def test_spaces_gets_the_duration_function_and_it_reads_the_calls_arguments(monk
     monkeypatch.setattr(gpu, "_spaces", FakeSpaces)
 
     @gpu.gpu_task(duration=gpu.generation_seconds)
-    def task(image, p, report=None, cancel=None):
+    def task(click, report=None, cancel=None):
         return "ran"
 
-    assert task(FILM, params()) == "ran"
+    assert task(params()) == "ran"
     assert seen["duration"] is gpu.generation_seconds
     # ZeroGPU calls the duration with the task's own arguments, positional and keyword alike
-    assert seen["duration"](FILM, params(), None, cancel=None) == gpu.generation_seconds(FILM, params())
+    assert seen["duration"](params(), None, cancel=None) == gpu.generation_seconds(params())
 
 
 def test_without_spaces_the_decorator_is_a_no_op(monkeypatch):

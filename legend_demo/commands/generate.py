@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
 from ..layer_spec import parse_layers
 from ..points import as_points, points_json
 
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
                         "case goes to OUT/<id>/; shards by rank under torchrun (commands/generate_batch.py)")
     p.add_argument("--source-text", default=None, help="description of the prior (source prompt)")
     p.add_argument("--points", default=None, help="lesion points: a JSON list or a JSON file; default: ground the text")
-    p.add_argument("--grounder", default="rules", choices=("rules", "vlm"), help="grounder used when --points is absent")
+    p.add_argument("--grounder", default=DEFAULT_GROUNDER, choices=GROUNDERS, help="grounder used when --points is absent")
     p.add_argument("--sigma-ratio", type=float, default=0.10)
     p.add_argument("--bias-strength", type=float, default=None, help="fixed GBCA strength; 0 = off; default: trained s(τ)")
     p.add_argument("--vital-layers", default=None, help="comma-separated global layer indices (default: the engine's)")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give either --jsonl or --image with --text (and --points), not both")
         from .generate_batch import run_batch
 
-        return run_batch(args)
+        return run_batch(args, generate_one)
     if not args.image or args.text is None:
         raise ValueError("generate needs --image PATH and --text TEXT (or --jsonl FILE)")
     print(json.dumps(generate_one(args)))
@@ -81,7 +82,7 @@ def generate_one(args: argparse.Namespace) -> dict:
     from .generate_outputs import write_outputs
 
     _check_out(Path(args.out))  # before any work: a bad --out must not cost a whole generation
-    check_request(args.text, args.grounder if args.points is None else "rules")  # text limit, VLM weights
+    check_request(args.text, args.grounder if args.points is None else DEFAULT_GROUNDER)  # text limit, VLM weights
     image = load_image(args.image)
     view_warnings = check_frontal_chest(image)  # LateralViewError for a lateral view
     warnings: list[str] = []

@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import sharding
 from ..errors import GenerationError, ImageInputError
@@ -89,16 +89,16 @@ def _case_args(args: argparse.Namespace, case: dict[str, Any], root: Path, out: 
     return argparse.Namespace(**values)
 
 
-def _generate(args: argparse.Namespace, number: int, case: dict, root: Path, out: Path) -> dict[str, Any]:
-    from .generate import generate_one
-
+def _generate(generate_one: Callable[[argparse.Namespace], dict], args: argparse.Namespace, number: int, case: dict,
+              root: Path, out: Path) -> dict[str, Any]:
     try:
         return {"line": number, "id": case["id"], **generate_one(_case_args(args, case, root, out))}
     except (ValueError, ImageInputError, FileNotFoundError, OSError, GenerationError) as exc:
         return {"line": number, "id": case["id"], "error": str(exc)}
 
 
-def run_batch(args: argparse.Namespace) -> int:
+def run_batch(args: argparse.Namespace, generate_one: Callable[[argparse.Namespace], dict]) -> int:
+    """Every case of --jsonl through `generate_one` (commands/generate.py), this rank's share; rank 0 writes the results."""
     path = Path(args.jsonl)
     cases = read_batch(path)  # every line checked before any work
     out = Path(args.out)
@@ -107,7 +107,7 @@ def run_batch(args: argparse.Namespace) -> int:
     shard = sharding.current()
     try:
         sharding.start(shard)
-        mine = [(i, _generate(args, number, case, path.parent, out)) for i, (number, case) in shard.take(cases)]
+        mine = [(i, _generate(generate_one, args, number, case, path.parent, out)) for i, (number, case) in shard.take(cases)]
         parts = sharding.gather(shard, mine)
     finally:
         sharding.finish(shard)

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImageInputError
+from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("ground", help="place lesion points for a progression description on a radiograph")
     p.add_argument("--image", help="prior radiograph: PNG, JPEG, TIFF or DICOM")
     p.add_argument("--text", help="progression description, e.g. 'new right lower lobe consolidation'")
-    p.add_argument("--grounder", default="rules", choices=("rules", "vlm"),
+    p.add_argument("--grounder", default=DEFAULT_GROUNDER, choices=GROUNDERS,
                    help="rules: deterministic, CPU (default); vlm: Qwen2.5-VL-7B (needs installed weights; "
                         "falls back to rules if an answer is unusable)")
     p.add_argument("--jsonl", help="batch file: one {\"image\": ..., \"text\": ...} object per line")
@@ -69,8 +70,8 @@ def _case(line: str, number: int) -> dict[str, Any]:
         raise ValueError(f"line {number} is not JSON ({exc.msg})") from None
     if not isinstance(case, dict) or not isinstance(case.get("image"), str) or not isinstance(case.get("text"), str):
         raise ValueError(f"line {number} needs string fields \"image\" and \"text\", got {line.strip()[:120]!r}")
-    if case.get("grounder", "rules") not in ("rules", "vlm"):
-        raise ValueError(f"line {number}: grounder must be 'rules' or 'vlm', got {case['grounder']!r}")
+    if case.get("grounder", DEFAULT_GROUNDER) not in GROUNDERS:
+        raise ValueError(f"line {number}: grounder must be {' or '.join(map(repr, GROUNDERS))}, got {case['grounder']!r}")
     return case
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .. import settings
-from ..checkpoints import default_location
+from ..checkpoints import checkpoint_path, default_location
 from .image_input import GroundingImage
 from .parse import parse_answer
 from .postprocess import finish, rescale
@@ -35,6 +35,33 @@ from .prompt import chat_text, system_prompt, user_prompt
 from .result import GroundingResult
 
 HUB_ID = "Qwen/Qwen2.5-VL-7B-Instruct"
+LABEL = "VLM grounder"
+
+
+def availability() -> tuple[bool, str]:
+    """Listed on the page only with its checkpoint installed and a CUDA GPU (4-bit needs one)."""
+    path = Path(checkpoint_path("qwen") or default_location("qwen"))
+    if not (path.is_file() or (path.is_dir() and any(path.iterdir()))):
+        return False, "its weights (Qwen2.5-VL) are not installed on this server"
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        return False, "it needs a CUDA GPU"
+    return True, "Qwen2.5-VL-7B-Instruct (4-bit), falls back to the rules"
+
+
+def require() -> None:
+    """Refuse at once (no torch, no network) when no weights are installed: require_vlm_weights."""
+    require_vlm_weights()
+
+
+def ground_picture(picture: GroundingImage, text: str, film: Any = None) -> GroundingResult:
+    """The VLM's points on `picture` (standard display), or the rules grounder's with a warning."""
+    return ground_with_vlm(picture, text)
 
 
 @dataclass(frozen=True)
@@ -126,7 +153,7 @@ def _in_hub_cache(repo_id: str) -> bool:
 def ground_with_vlm(picture: GroundingImage, text: str, model: PointModel | None = None,
                     settings: VlmSettings | None = None) -> GroundingResult:
     """VLM points in the original pixels, or the rules grounder's with a warning saying why."""
-    from . import ground_with_rules
+    from .rules_grounder import ground_with_rules
 
     try:
         model = model or get_model(settings or VlmSettings.from_env())

@@ -6,14 +6,15 @@ from typing import Any
 import gradio as gr
 
 from ..grounding import check_frontal_chest, check_request, check_text, ground
+from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
 from ..composite import OUTPUT_MODES
 from ..edit_region import EditRegion
-from ..engines.base import SIGMA_RATIO_RANGE
+from ..engines.base import SIGMA_RATIO_RANGE, GenerationRequest
 from ..points import as_points, points_json, check_inside, real_number, whole_number
 from .config import AppConfig
 from .downloads import bundle_report, write_downloads
 from .errors import friendly
-from .generation import MAX_SAMPLES, GenerateParams, NoPointsError, run_generation
+from .generation import MAX_SAMPLES, GenerateClick, NoPointsError, run_generation
 from .notices import NO_POINTS_FOUND, clinical_all, engine_warnings, film_warnings, gather
 from .point_labels import clinician_points
 from ..layer_spec import parse_layers
@@ -21,9 +22,10 @@ from .uploads import load_upload, released_if_refused
 
 
 def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, num_samples: Any,
-                  compare_gbca_off: Any) -> dict[str, Any]:
+                  compare_gbca_off: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The numeric /generate options, checked strictly: whole numbers stay whole, ranges are enforced, nothing is
-    rounded or replaced by a default (steps=0 is the documented 'engine default', bias_strength < 0 'trained s(τ)')."""
+    rounded or replaced by a default (steps=0 is the documented 'engine default', bias_strength < 0 'trained s(τ)').
+    Returns (the request's values, the click's: num_samples and compare_off)."""
     seed, steps, num_samples = (whole_number(n, v) for n, v in (("seed", seed), ("steps", steps), ("num_samples", num_samples)))
     if not 0 <= seed < 2**32:
         raise ValueError(f"seed={seed} is outside [0, 2^32)")
@@ -37,33 +39,34 @@ def check_options(sigma_ratio: Any, bias_strength: Any, seed: Any, steps: Any, n
     lo, hi = SIGMA_RATIO_RANGE
     if not lo <= sigma <= hi:
         raise ValueError(f"sigma_ratio={sigma_ratio!r} is outside [{lo}, {hi}]")
-    return {"sigma_ratio": sigma, "bias_strength": None if bias < 0 else bias, "seed": seed,
-            "steps": steps or None, "num_samples": num_samples, "compare_off": compare_gbca_off}
+    request = {"sigma_ratio": sigma, "bias_strength": None if bias < 0 else bias, "seed": seed, "steps": steps or None}
+    return request, {"num_samples": num_samples, "compare_off": compare_gbca_off}
 
 
 def check_output_options(output_mode: Any, region_scale: Any, keep_blend: Any) -> dict[str, Any]:
-    """How the follow-up becomes a film: 'composite' or 'model-view', the edit region's size, keep-region blending."""
+    """How the follow-up becomes a film: 'composite' or 'model-view', and the edit region (its size, keep-region
+    blending) as one EditRegion."""
     if output_mode not in OUTPUT_MODES:
         raise ValueError(f"output_mode={output_mode!r}; choose one of {', '.join(OUTPUT_MODES)}")
     if not isinstance(keep_blend, bool):
         raise ValueError(f"keep_blend must be true or false, got {type(keep_blend).__name__} {keep_blend!r}")
-    scale = real_number("region_scale", region_scale)
-    EditRegion(scale=scale, keep_blend=keep_blend).check()
-    return {"output_mode": output_mode, "region_scale": scale, "keep_blend": keep_blend}
+    region = EditRegion(scale=real_number("region_scale", region_scale), keep_blend=keep_blend)
+    region.check()
+    return {"output_mode": output_mode, "edit_region": region}
 
 
 def make_api(config: AppConfig):
     """The two endpoint functions, bound to this app's upload limits."""
 
     @friendly
-    def api_ground(image, text: str, grounder: str = "rules") -> dict:
+    def api_ground(image, text: str, grounder: str = DEFAULT_GROUNDER) -> dict:
         """Image + progression text → {"points": [...], "image_size": [W, H], "grounder", "warnings", ...}: labels and
         warnings in the page's words ("consolidation, new (right lower lobe)"); `warning_details` the technical
         messages behind the warnings."""
         with released_if_refused(image):  # refused unread: this request is done with its upload (issue 26)
-            check_request(text or "", grounder or "rules")  # text limit, grounder, VLM weights: before the upload is read
+            check_request(text or "", grounder or DEFAULT_GROUNDER)  # text limit, grounder, weights: before reading
         loaded = load_upload(image, config)
-        result = ground(loaded, text or "", grounder or "rules")
+        result = ground(loaded, text or "", grounder or DEFAULT_GROUNDER)
         answer = result.to_dict()
         answer["points"] = [p.to_dict() for p in clinician_points(result.points)]  # the page's wording
         answer["warnings"], answer["warning_details"] = gather(film_warnings(loaded), result.warnings)
@@ -85,7 +88,7 @@ def make_api(config: AppConfig):
         raw = points_json(points)
         point_warnings: list[str] = []
         if raw is None:
-            grounded = ground(loaded, text or "", "rules")
+            grounded = ground(loaded, text or "", DEFAULT_GROUNDER)
             found, point_warnings = clinician_points(grounded.points), grounded.warnings
             note = {"count": len(found), "by": "grounder: rules", "found_for": " ".join((text or "").split())}
             if not found:  # nothing to change: refused before any model time (never the prior handed back)
@@ -94,16 +97,17 @@ def make_api(config: AppConfig):
             found = as_points(raw)
             check_inside(found, loaded.original_size)
             note = {"count": len(found), "by": "the API caller", "found_for": None}
-        options = check_options(sigma_ratio, bias_strength, seed, steps, num_samples, compare_gbca_off)
-        params = GenerateParams(
-            text=text or "", points=found, source_text=source_text or "", capture_layers=parse_layers(layers),
+        options, per_click = check_options(sigma_ratio, bias_strength, seed, steps, num_samples, compare_gbca_off)
+        click = GenerateClick(
+            GenerationRequest(image=loaded, progression_text=text or "", source_text=source_text or "", points=found,
+                              capture_layers=parse_layers(layers), **options,
+                              **check_output_options(output_mode, region_scale, keep_blend)),
             engine=engine or config.engine or None,  # '' = the engine this app was started with
-            **options, **check_output_options(output_mode, region_scale, keep_blend), points_note=note,
+            points_note=note, **per_click,
         )
-        bundle = run_generation(loaded, params)
+        bundle = run_generation(click)
         warnings, details = gather(film_warnings(loaded), point_warnings, engine_warnings(bundle))
-        files, report = write_downloads(bundle, params, loaded,
-                                        report=bundle_report(bundle, params, warnings, details))
+        files, report = write_downloads(bundle, click, loaded, report=bundle_report(bundle, click, warnings, details))
         return files[0], report, files
 
     return api_ground, api_generate
@@ -115,7 +119,7 @@ def add_api_endpoints(config: AppConfig, default_engine: str | None) -> None:
     with gr.Column(visible=False):
         image = gr.File(label="image (PNG/JPEG/TIFF/DICOM)")
         text = gr.Textbox(label="text (progression description)")
-        grounder = gr.Textbox(value="rules", label="grounder ('rules' or 'vlm')")
+        grounder = gr.Textbox(value=DEFAULT_GROUNDER, label=f"grounder ({' or '.join(map(repr, GROUNDERS))})")
         points_out = gr.JSON(label="points JSON")
         ground_btn = gr.Button("ground")
         points = gr.JSON(value=None, label="points (None: ground with the rules)")

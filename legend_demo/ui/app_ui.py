@@ -7,10 +7,11 @@ from typing import Any
 import gradio as gr
 
 from ..edit_region import SCALE_RANGE
-from ..grounding.limits import MAX_TEXT_CHARS
+from ..limits import MAX_TEXT_CHARS
 from ..strength import S_MAX
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..engines.registry import available_engines, load_engine
+from ..grounding.registry import DEFAULT_GROUNDER, available_grounders
 from .api import add_api_endpoints
 from .config import UPLOAD_SUFFIXES, AppConfig
 from .examples import gallery_items
@@ -106,18 +107,12 @@ def _engine_lines(infos) -> str:
 
 
 def grounder_choices(config: AppConfig) -> tuple[list[str], str]:
-    """Grounders usable here: the rules always; the VLM only with its checkpoint and a CUDA GPU."""
-    if not config.has_checkpoint("qwen"):
-        return ["rules"], "VLM grounder unavailable: its weights (Qwen2.5-VL) are not installed on this server."
-    try:
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    except ImportError:
-        has_cuda = False
-    if not has_cuda:
-        return ["rules"], "VLM grounder unavailable: it needs a CUDA GPU."
-    return ["rules", "vlm"], "VLM grounder: Qwen2.5-VL-7B-Instruct (4-bit), falls back to the rules."
+    """Grounders usable here (the registry's: the rules always; the VLM only with its checkpoint and a CUDA GPU),
+    and a note on the others. `config` has been applied: the registry resolves checkpoints under its root."""
+    infos = available_grounders()
+    notes = [f"{i.label}: {i.reason}." if i.available else f"{i.label} unavailable: {i.reason}."
+             for i in infos if i.name != DEFAULT_GROUNDER]
+    return [i.name for i in infos if i.available], " ".join(notes)
 
 
 def launch_kwargs(config: AppConfig) -> dict[str, Any]:
@@ -294,7 +289,7 @@ def _settings(config: AppConfig) -> list[gr.components.Component]:
             engine_notes = gr.Markdown("Checking which engines can run here…", elem_id="engine-notes")
         with gr.Column(scale=2):
             grounders, grounder_note = grounder_choices(config)
-            grounder = gr.Radio(grounders, value="rules", label="Grounder", info=grounder_note)
+            grounder = gr.Radio(grounders, value=DEFAULT_GROUNDER, label="Grounder", info=grounder_note)
             source = gr.Textbox(label="Source description (optional)", placeholder="a frontal chest radiograph")
     with gr.Row():
         trained = gr.Checkbox(value=True, label="Use the trained bias strength s(τ)", elem_id="trained")

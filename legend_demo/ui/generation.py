@@ -9,11 +9,9 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 
-from ..composite import OutputMode
-from ..edit_region import EditRegion
-from ..engines.base import Engine, GenerationCancelled, GenerationRequest, GenerationResult
+from ..engines.base import Engine, GenerationRequest, GenerationResult
 from ..engines.registry import load_engine
-from ..image_io import LoadedImage
+from ..errors import GenerationCancelled
 from ..points import LesionPoint
 from .gpu import generation_seconds, gpu_task
 
@@ -30,38 +28,37 @@ class NoPointsError(ValueError):
 
 
 @dataclass(frozen=True)
-class GenerateParams:
-    """What the user asked for (UI controls or API arguments)."""
+class GenerateClick:
+    """One Generate click (the page's controls or the API's arguments): the GenerationRequest of its first sample,
+    and what a click adds to it — K samples, the GBCA-off twin, the engine, how the points were made."""
 
-    text: str
-    points: list[LesionPoint]
-    source_text: str = ""
-    sigma_ratio: float = 0.10
-    bias_strength: float | None = None  # None: the trained s(τ); 0: GBCA off
-    steps: int | None = None
-    seed: int = 0
+    request: GenerationRequest  # seed = the first sample's; noise_mix 0 (η = SAMPLE_NOISE_MIX is used when K > 1)
     num_samples: int = 1
     compare_off: bool = False
-    capture_layers: tuple[int, ...] | None = None  # None: the engine's vital layers
-    engine: str | None = None
-    noise_mix: float | None = None  # None: 0 for one sample, SAMPLE_NOISE_MIX for K > 1
-    output_mode: OutputMode = "composite"  # the change on the film, or the raw model view upsampled
-    region_scale: float = 1.0  # edit region size × the Gaussian prior's σ
-    keep_blend: bool = True  # keep-region blending in the sampler
+    engine: str | None = None  # None: the default engine
     points_note: dict | None = None  # how the points were made: {"by": "grounder: rules" | "example" | ..., "found_for"}
 
     @property
-    def effective_noise_mix(self) -> float:
-        if self.noise_mix is not None:
-            return self.noise_mix
-        return SAMPLE_NOISE_MIX if self.num_samples > 1 else 0.0
+    def noise_mix(self) -> float:
+        """η of the samples: the request's own, else SAMPLE_NOISE_MIX when K > 1 (inversion is deterministic)."""
+        if self.request.noise_mix or self.num_samples == 1:
+            return self.request.noise_mix
+        return SAMPLE_NOISE_MIX
 
     def check(self) -> None:
         """Refuse, before any model time, what cannot give a useful follow-up (never the prior handed back)."""
         if not (1 <= self.num_samples <= MAX_SAMPLES):
             raise ValueError(f"number of samples K={self.num_samples} must be between 1 and {MAX_SAMPLES}")
-        if not self.points and self.output_mode == "composite":
+        if not self.request.points and self.request.output_mode == "composite":
             raise NoPointsError(NO_POINTS)
+
+    def requests(self) -> list[GenerationRequest]:
+        """K requests (seeds seed..seed+K-1), then the GBCA-off twin of the first when asked."""
+        first = replace(self.request, noise_mix=self.noise_mix)
+        requests = [replace(first, seed=first.seed + k) for k in range(self.num_samples)]
+        if self.compare_off:
+            requests.append(replace(first, bias_strength=0.0))
+        return requests
 
 
 @dataclass
@@ -102,31 +99,16 @@ class CancelBoard:
             self._events.pop(session, None)
 
 
-def build_requests(image: LoadedImage, params: GenerateParams) -> list[GenerationRequest]:
-    """K requests (seeds seed..seed+K-1), then the GBCA-off twin of the first when asked."""
-    base = GenerationRequest(
-        image=image, progression_text=params.text, source_text=params.source_text, points=params.points,
-        sigma_ratio=params.sigma_ratio, bias_strength=params.bias_strength, steps=params.steps,
-        seed=params.seed, capture_layers=params.capture_layers, noise_mix=params.effective_noise_mix,
-        output_mode=params.output_mode, edit_region=EditRegion(scale=params.region_scale, keep_blend=params.keep_blend),
-    )
-    requests = [replace(base, seed=params.seed + k) for k in range(params.num_samples)]
-    if params.compare_off:
-        requests.append(replace(base, bias_strength=0.0))
-    return requests
-
-
 @gpu_task(duration=generation_seconds)  # ZeroGPU reservation from the click's engine, steps, K
-def run_generation(
-    image: LoadedImage, params: GenerateParams, report: Reporter | None = None, cancel: threading.Event | None = None,
-) -> GenerationBundle:
-    """Run every request of `params` on the chosen engine; raises GenerationCancelled when `cancel` is set."""
-    params.check()
-    engine = load_engine(params.engine)
-    requests = build_requests(image, params)  # validated by Engine.generate (the first one fails before any work)
+def run_generation(click: GenerateClick, report: Reporter | None = None,
+                   cancel: threading.Event | None = None) -> GenerationBundle:
+    """Run every request of the click on the chosen engine; raises GenerationCancelled when `cancel` is set."""
+    click.check()
+    engine = load_engine(click.engine)
+    requests = click.requests()  # validated by Engine.generate (the first one fails before any work)
     results = [_run_one(engine, req, k, len(requests), report, cancel) for k, req in enumerate(requests)]
-    off = results.pop() if params.compare_off else None
-    return GenerationBundle(samples=results, off=off, seeds=[r.seed for r in requests[: params.num_samples]])
+    off = results.pop() if click.compare_off else None
+    return GenerationBundle(samples=results, off=off, seeds=[r.seed for r in requests[: click.num_samples]])
 
 
 def _run_one(engine: Engine, request: GenerationRequest, index: int, count: int,

@@ -55,21 +55,21 @@ MARGIN = 1.5  # the reservation over the estimate: a call that outlives its rese
 MIN_SECONDS, MAX_SECONDS = 30, 600
 
 
-def generation_seconds(image: Any, params: Any, *_: Any, **__: Any) -> int:
-    """ZeroGPU reservation for `run_generation(image, params, ...)` (it takes the decorated function's arguments):
+def generation_seconds(click: Any, *_: Any, **__: Any) -> int:
+    """ZeroGPU reservation for `run_generation(click, ...)` (it takes the decorated function's arguments):
     MARGIN × (follow-ups × fixed + forwards × unit + film compositing), within [MIN_SECONDS, MAX_SECONDS]."""
-    cost = COSTS.get(_engine_name(params), UNKNOWN_ENGINE)
-    runs = max(1, int(params.num_samples)) + (1 if params.compare_off else 0)
-    width, height = getattr(image, "original_size", None) or (2048, 2500)
+    cost = COSTS.get(_engine_name(click), UNKNOWN_ENGINE)
+    runs = max(1, int(click.num_samples)) + (1 if click.compare_off else 0)
+    width, height = getattr(click.request.image, "original_size", None) or (2048, 2500)
     film_s = runs * FILM_S_PER_MEGAPIXEL * width * height / 1e6
-    seconds = MARGIN * (runs * cost.fixed_s + cost.units(int(params.steps or 0), runs) * cost.unit_s + film_s)
+    seconds = MARGIN * (runs * cost.fixed_s + cost.units(int(click.request.steps or 0), runs) * cost.unit_s + film_s)
     return int(min(MAX_SECONDS, max(MIN_SECONDS, math.ceil(seconds))))
 
 
-def _engine_name(params: Any) -> str | None:
+def _engine_name(click: Any) -> str | None:
     """The engine the click will use, without loading it (the default engine when none was picked)."""
-    if params.engine:
-        return params.engine
+    if click.engine:
+        return click.engine
     try:
         from ..engines.registry import default_engine_name
 

@@ -21,16 +21,18 @@ from typing import Any
 
 import gradio as gr
 
-from ..engines.base import GenerationCancelled
-from ..errors import ImageInputError
+from ..edit_region import EditRegion
+from ..engines.base import GenerationRequest
+from ..errors import GenerationCancelled, ImageInputError
 from ..grounding import check_frontal_chest, check_text, ground
+from ..grounding.registry import DEFAULT_GROUNDER
 from ..image_io import LoadedImage, load_image
 from ..layer_spec import parse_layers
 from ..points import as_points
 from .config import AppConfig
 from .errors import friendly, user_message
 from .examples import example_files
-from .generation import CancelBoard, GenerateParams, run_generation
+from .generation import CancelBoard, GenerateClick, run_generation
 from .notices import (
     NO_POINTS_FOUND, clinical_all, editor_warnings, engine_warnings, film_warnings, gather, page_warnings,
 )
@@ -101,7 +103,7 @@ def make_upload_handler(config: AppConfig):
             log.info("upload refused: %s", message)
             gr.Warning(message)
             return (None, None, editor_update(None, None), "[]", f"**{message}**", *cleared_results())
-        value = noted(editor_value(image.array, [], sigma_ratio, region_scale), image)
+        value = noted(editor_value(image.array, [], sigma_ratio, slider_region(region_scale)), image)
         return (gr.skip(), image, editor_update(image, value), "[]", summary_text(image_summary(image), image, value),
                 *cleared_results())
 
@@ -120,18 +122,23 @@ def on_example_select(evt: gr.SelectData, sigma_ratio: float, region_scale: floa
     path, example = example_files()[evt.index]
     image = load_image(path)
     points = example.lesion_points()
-    value = noted(editor_value(image.array, points, sigma_ratio, region_scale, found=points, for_text=example.text,
-                               origin="example"), image)
+    value = noted(editor_value(image.array, points, sigma_ratio, slider_region(region_scale), found=points,
+                               for_text=example.text, origin="example"), image)
     summary = f"SYNTHETIC example — {example.name} (not patient data) · {len(points)} stored lesion point(s)."
     return (path, example.text, example.source_text, image, editor_update(image, value), points_json(value),
             summary_text(summary, image, value), *cleared_results())
 
 
-def found_points(image: LoadedImage, text: str, grounder: str, sigma_ratio: float, region_scale: float) -> dict:
+def slider_region(scale: float) -> EditRegion:
+    """The edit region the page's size slider shows (its outline over the film); Generate adds keep-region blending."""
+    return EditRegion(scale=float(scale))
+
+
+def found_points(image: LoadedImage, text: str, grounder: str, sigma_ratio: float, region: EditRegion) -> dict:
     """The editor value for the points the grounder finds for `text`, with its warnings kept beside them."""
     result = ground(image, text, grounder)
     points = clinician_points(result.points)
-    value = editor_value(image.array, points, sigma_ratio, region_scale, found=points, for_text=text,
+    value = editor_value(image.array, points, sigma_ratio, region, found=points, for_text=text,
                          origin=f"grounder: {result.grounder}")
     return noted({**value, "warnings": list(result.warnings)}, image)
 
@@ -147,7 +154,7 @@ def on_ground(image: LoadedImage | None, text: str, grounder: str, sigma_ratio: 
         if not (text or "").strip():
             raise Refusal("describe the progression first (e.g. “interval increase of right lower lobe "
                           "consolidation”)")
-        value = found_points(image, text, grounder, sigma_ratio, region_scale)
+        value = found_points(image, text, grounder, sigma_ratio, slider_region(region_scale))
     except Exception as exc:  # noqa: BLE001 - said beside the film, never a traceback
         message = str(exc) if isinstance(exc, Refusal) else user_message(exc)
         (log.info if isinstance(exc, (Refusal, ValueError)) else log.exception)("on_ground refused: %s", message)
@@ -167,7 +174,7 @@ def on_points_edited(value: Any, sigma_ratio: float, region_scale: float = 1.0, 
     if not isinstance(value, dict) or not value.get("width"):
         return gr.skip(), "[]", gr.skip()
     value = with_hand_labels(value, image, text)
-    updated = noted(with_overlay(value, sigma_ratio, region_scale), image)
+    updated = noted(with_overlay(value, sigma_ratio, slider_region(region_scale)), image)
     same = all(updated[k] == value.get(k) for k in ("overlay", "points", "notices"))
     summary = summary_text(image_summary(image), image, updated) if image is not None else gr.skip()
     return (gr.skip() if same else updated), points_json(updated), summary
@@ -181,7 +188,7 @@ def with_hand_labels(value: dict, image: LoadedImage | None, text: str) -> dict:
     mentions = []
     if image is not None and (text or "").strip():
         try:
-            mentions = clinician_points(ground(image, text, "rules").points)
+            mentions = clinician_points(ground(image, text, DEFAULT_GROUNDER).points)
         except ValueError:  # a text over the limit: the point asks for its finding
             mentions = []
     points = [dict(p) for p in value["points"]]
@@ -198,7 +205,7 @@ def on_sigma(value: Any, sigma_ratio: float, region_scale: float = 1.0):
     """Sigma or edit-region slider moved → editor value with the new prior overlay and region outline."""
     if not isinstance(value, dict) or not value.get("width"):
         return gr.skip()
-    return with_overlay(value, sigma_ratio, region_scale)
+    return with_overlay(value, sigma_ratio, slider_region(region_scale))
 
 
 def on_cancel(request: gr.Request):
@@ -266,26 +273,28 @@ def _generate(image, editor, text, source_text, engine, grounder, sigma_ratio, u
     if points_stale(editor, text):
         raise Refusal(stale_message(editor, text))
     check_frontal_chest(image)  # LateralViewError for a lateral view (refused at upload already)
-    editor, new_points = points_for_generate(image, editor, text, grounder, sigma_ratio, region_scale)
-    params = GenerateParams(
-        text=text or "", points=editor_points(editor), source_text=source_text or "",
-        sigma_ratio=float(sigma_ratio), bias_strength=None if use_trained else float(bias_strength),
-        steps=int(steps) or None, seed=int(seed), num_samples=int(num_samples), compare_off=bool(compare_off),
-        capture_layers=parse_layers(layers), engine=engine or None,
-        output_mode=output_mode, region_scale=float(region_scale), keep_blend=bool(keep_blend),
+    region = EditRegion(scale=float(region_scale), keep_blend=bool(keep_blend))
+    editor, new_points = points_for_generate(image, editor, text, grounder, sigma_ratio, region)
+    click = GenerateClick(
+        GenerationRequest(
+            image=image, progression_text=text or "", source_text=source_text or "", points=editor_points(editor),
+            sigma_ratio=float(sigma_ratio), bias_strength=None if use_trained else float(bias_strength),
+            steps=int(steps) or None, seed=int(seed), capture_layers=parse_layers(layers), output_mode=output_mode,
+            edit_region=region),
+        num_samples=int(num_samples), compare_off=bool(compare_off), engine=engine or None,
         points_note=points_note(editor, text),
     )
-    params.check()
+    click.check()
     session = _session(request)
     cancel = CANCELS.start(session)
     try:
         progress(0.0, desc="loading the model")
-        bundle = run_generation(image, params, lambda f, d: progress(f, desc=d), cancel)
+        bundle = run_generation(click, lambda f, d: progress(f, desc=d), cancel)
     finally:
         CANCELS.finish(session)
     warnings, details = gather(film_warnings(image), editor_warnings(editor), engine_warnings(bundle))
     viewer = result_viewer(image, bundle)
-    shown = ShownResult(bundle, params, image, time.perf_counter() - started, warnings, details)
+    shown = ShownResult(bundle, click, image, time.perf_counter() - started, warnings, details)
     editor_out = (editor, points_json(editor), summary_text(image_summary(image), image, editor)) if new_points \
         else (gr.skip(),) * 3
     skip_tabs = (gr.skip(),) * sum(TAB_OUTPUTS.values())  # emptied (or filled) right after: on_result_tab
@@ -293,7 +302,7 @@ def _generate(image, editor, text, source_text, engine, grounder, sigma_ratio, u
 
 
 def points_for_generate(image: LoadedImage, editor: Any, text: str, grounder: str, sigma_ratio: float,
-                        region_scale: float) -> tuple[Any, bool]:
+                        region: EditRegion) -> tuple[Any, bool]:
     """The editor value Generate uses, and whether it is new: points never found → found now for the text (as the
     API does); none found, or every found point removed by hand → Refusal (the follow-up would be the prior)."""
     if editor_points(editor):
@@ -303,7 +312,7 @@ def points_for_generate(image: LoadedImage, editor: Any, text: str, grounder: st
     if not (text or "").strip():
         raise Refusal("describe the change (e.g. “new right lower lobe consolidation”) or click the film to place a "
                       "point, then Generate")
-    value = found_points(image, text, grounder or "rules", sigma_ratio, region_scale)
+    value = found_points(image, text, grounder or DEFAULT_GROUNDER, sigma_ratio, region)
     if not value["points"]:
         reasons = [w for w in clinical_all(value["warnings"]) if w != NO_POINTS_FOUND]
         raise Refusal(NO_POINTS_FOUND + (" " + " ".join(reasons) if reasons else ""))

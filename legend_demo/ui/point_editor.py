@@ -20,7 +20,6 @@ A point label reads "finding, change (zone)" (legend_demo.ui.point_labels).
 """
 from __future__ import annotations
 
-import base64
 import math
 import uuid
 from typing import Any, Iterable
@@ -30,12 +29,12 @@ import gradio as gr
 import numpy as np
 
 from ..composite import film_sigma_px
-from ..edit_region import region_weights
+from ..edit_region import EditRegion, region_weights
 from ..overlay import heat_rgba
 from ..geometry import FrameMode, SquareFrame
 from ..points import LesionPoint, as_points, check_inside, whole_number
 from ..prior import gaussian_prior
-from .viewer import film_payload, side_markers, static_text, window_presets
+from .viewer import film_payload, png_data_url, side_markers, static_text, window_presets
 
 OVERLAY_MAX_SIDE = 256
 REGION_MAX_SIDE = 768  # the dashed outline is drawn finer than the smooth prior
@@ -90,19 +89,19 @@ def normalise_text(text: Any) -> str:
 
 
 def editor_value(
-    array: np.ndarray, points: Iterable, sigma_ratio: float, region_scale: float = 1.0, *,
+    array: np.ndarray, points: Iterable, sigma_ratio: float, region: EditRegion = EditRegion(), *,
     found: Iterable | None = None, for_text: str | None = None, origin: str = "",
     frame_mode: FrameMode = "pad", grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
     """The editor's value for an (H, W) image, its points (original pixels), the points the grounder found (for
-    "reset"), the description they were found for, and the overlay for `sigma_ratio` / `region_scale`. Every call
+    "reset"), the description they were found for, and the overlay for `sigma_ratio` / `region`. Every call
     gives a new `rev`: the browser starts a fresh undo history."""
     height, width = array.shape[:2]
     value = {"width": width, "height": height, "points": [_point_dict(p) for p in as_points(points)],
              "found": [_point_dict(p) for p in as_points(found)] if found is not None else [],
              "for_text": normalise_text(for_text) if for_text is not None else None,
              "rev": uuid.uuid4().hex[:12], "origin": origin}
-    value = with_overlay(value, sigma_ratio, region_scale, frame_mode=frame_mode, grid=grid, model_side=model_side)
+    value = with_overlay(value, sigma_ratio, region, frame_mode=frame_mode, grid=grid, model_side=model_side)
     value["overlay"]["anatomy"] = anatomy_overlay(array)
     return value
 
@@ -137,19 +136,19 @@ def anatomy_overlay(array: np.ndarray, max_side: int = REGION_MAX_SIDE) -> str:
 
 
 def with_overlay(
-    value: dict[str, Any], sigma_ratio: float, region_scale: float = 1.0, *, frame_mode: FrameMode = "pad",
+    value: dict[str, Any], sigma_ratio: float, region: EditRegion = EditRegion(), *, frame_mode: FrameMode = "pad",
     grid: tuple[int, int] = TOKEN_GRID, model_side: int = MODEL_SIDE,
 ) -> dict[str, Any]:
     """A copy of `value` with its overlay recomputed: {"prior": the Gaussian prior for `sigma_ratio` (RGBA heat),
     "region": the dashed outline of the edit region (where a composite may differ from the film) for
-    `region_scale`}, both as PNG data URLs over the whole film ("" without points)."""
+    `region`}, both as PNG data URLs over the whole film ("" without points)."""
     points = editor_points(value)
     size = (int(value["width"]), int(value["height"]))
     overlay = {"prior": "", "region": ""}
     if points:
         prior = prior_overlay(points, size, sigma_ratio, frame_mode=frame_mode, grid=grid, model_side=model_side)
         overlay["prior"] = png_data_url(heat_rgba(prior))
-        overlay["region"] = png_data_url(outline_rgba(region_outline(points, size, sigma_ratio, region_scale,
+        overlay["region"] = png_data_url(outline_rgba(region_outline(points, size, sigma_ratio, region,
                                                                      _fit_shape(size, REGION_MAX_SIDE), frame_mode)))
     return {**value, "points": [_point_dict(p) for p in points], "overlay": overlay}
 
@@ -161,19 +160,23 @@ def outline_rgba(outline: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def region_outline(points: list[LesionPoint], original_size: tuple[int, int], sigma_ratio: float, region_scale: float,
+def region_outline(points: list[LesionPoint], original_size: tuple[int, int], sigma_ratio: float, region: EditRegion,
                    shape: tuple[int, int], frame_mode: FrameMode = "pad") -> np.ndarray:
     """(h_d, w_d) bool: the edge of the edit region W (its outer limit, dashed) at resolution `shape`."""
     width, height = original_size
     factor = shape[1] / width  # overlay pixels per original pixel
     frame = SquareFrame.fit(original_size, MODEL_SIDE, frame_mode)
     scaled = [LesionPoint(p.x * factor, p.y * factor) for p in points]
-    weights = region_weights(scaled, (0, 0, shape[1], shape[0]), film_sigma_px(frame, sigma_ratio) * factor, region_scale)
-    inside = (weights > 0).astype(np.uint8)
+    weights = region_weights(scaled, (0, 0, shape[1], shape[0]), film_sigma_px(frame, sigma_ratio) * factor, region.scale)
+    return dashed_edge((weights > 0).astype(np.uint8))
+
+
+def dashed_edge(inside: np.ndarray) -> np.ndarray:
+    """(h, w) bool: the dashed edge of an (h, w) uint8 mask (dashes about 1/96 of the width long)."""
     edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    yy, xx = np.indices(shape)
-    dash = max(3, shape[1] // 96)
-    return edge & (((xx + yy) // dash) % 2 == 0)  # dashed
+    yy, xx = np.indices(edge.shape)
+    dash = max(3, edge.shape[1] // 96)
+    return edge & (((xx + yy) // dash) % 2 == 0)
 
 
 def film_region_outline(mask: np.ndarray, max_side: int = REGION_MAX_SIDE) -> str:
@@ -183,10 +186,7 @@ def film_region_outline(mask: np.ndarray, max_side: int = REGION_MAX_SIDE) -> st
     height, width = mask.shape
     out_h, out_w = _fit_shape((width, height), max_side)
     inside = cv2.resize((mask > 0).astype(np.uint8), (out_w, out_h), interpolation=cv2.INTER_NEAREST)
-    edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-    yy, xx = np.indices(edge.shape)
-    dash = max(3, out_w // 96)
-    return png_data_url(outline_rgba(edge & (((xx + yy) // dash) % 2 == 0)))
+    return png_data_url(outline_rgba(dashed_edge(inside)))
 
 
 def _fit_shape(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -227,18 +227,6 @@ def prior_overlay(
     map_y = np.broadcast_to(((ys + frame.offset_y) * frame.scale)[:, None], (out_h, out_w)).astype(np.float32)
     return cv2.remap(prior_px, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)  # (out_h, out_w)
 
-
-def png_data_url(image: np.ndarray) -> str:
-    """Encode (H, W) float [0, 1] / uint8, or (H, W, 3|4) uint8 RGB(A), as a PNG data URL."""
-    if image.dtype != np.uint8:
-        image = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
-    if image.ndim == 3:
-        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
-        image = cv2.cvtColor(image, code)
-    ok, buffer = cv2.imencode(".png", image)
-    if not ok:
-        raise ValueError(f"could not encode a {image.shape} image as PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
 
 
 def _point_dict(point: LesionPoint) -> dict[str, Any]:

@@ -19,8 +19,8 @@ import numpy as np
 from ..export import SYNTHETIC_LABEL
 from ..image_io import LoadedImage
 from ..overlay import heat_overlay
-from .downloads import bundle_report, write_downloads
-from .generation import GenerateParams, GenerationBundle
+from .downloads import bias_text, bundle_report, write_downloads
+from .generation import GenerateClick, GenerationBundle
 from .notices import warnings_markdown
 from .point_editor import film_region_outline
 from .viewer import display_film, film_entry, film_payload, quantize, side_markers, viewer_value, window_presets
@@ -71,7 +71,7 @@ class ShownResult:
     """What one Generate click made, with the tab contents made from it so far (each made at most once)."""
 
     bundle: GenerationBundle
-    params: GenerateParams
+    click: GenerateClick
     image: LoadedImage
     seconds: float
     warnings: list[str]  # in clinician words (notices.clinical)
@@ -89,7 +89,7 @@ class ShownResult:
 
     def report(self) -> dict[str, Any]:
         if "report" not in self.made:
-            self.made["report"] = bundle_report(self.bundle, self.params, self.warnings, self.details)
+            self.made["report"] = bundle_report(self.bundle, self.click, self.warnings, self.details)
         return self.made["report"]
 
     def _maps(self) -> tuple:
@@ -115,7 +115,7 @@ class ShownResult:
         return (metrics_figure(on, off) if on else None, gr.Dataframe(value=rows, headers=headers))
 
     def _downloads(self) -> tuple:
-        files, _ = write_downloads(self.bundle, self.params, self.image, report=self.report())
+        files, _ = write_downloads(self.bundle, self.click, self.image, report=self.report())
         return (files,)
 
     def _report(self) -> tuple:
@@ -173,15 +173,15 @@ def synthetic_lines(result) -> list[str]:
 
 def status_text(shown: ShownResult) -> str:
     """The result's status line: what was made, with which σ ratio and how long it took, then every warning."""
-    bundle, params = shown.bundle, shown.params
+    bundle, request = shown.bundle, shown.click.request
     main = bundle.main
-    bias = "trained s(τ)" if params.bias_strength is None else f"{params.bias_strength:g}"
     seeds = ", ".join(str(s) for s in bundle.seeds)
-    note = params.points_note or {}
+    note = shown.click.points_note or {}
     found = f" found for “{_short(note['found_for'], 40)}”" if note.get("found_for") else ""
     engine_s = sum(r.timings_s.get("total", 0.0) for r in [*bundle.samples, *([bundle.off] if bundle.off else [])])
     line = (f"**SYNTHETIC follow-up — research use only, not for diagnosis.** Engine **{main.engine}** · "
-            f"seed {seeds} · σ ratio {params.sigma_ratio:g} · bias {bias} · {len(main.points)} point(s){found} · "
+            f"seed {seeds} · σ ratio {request.sigma_ratio:g} · bias {bias_text(request.bias_strength)} · "
+            f"{len(main.points)} point(s){found} · "
             f"{shown.seconds:.2f} s (model {engine_s:.2f} s)")
     return line + ("\n\n" + warnings_markdown(shown.warnings) if shown.warnings else "")
 

@@ -210,9 +210,21 @@ def side_markers(dicom_info: Mapping[str, Any] | None) -> dict[str, Any]:
 def band_url(lines: Sequence[str], width: int = BAND_WIDTH) -> str:
     """The export's label band (legend_demo.export.label_band) as a PNG data URL, shown below a pane's film."""
     from ..export import label_band
-    from .point_editor import png_data_url
 
     return png_data_url(label_band(width, lines))
+
+
+def png_data_url(image: np.ndarray) -> str:
+    """Encode (H, W) float [0, 1] / uint8, or (H, W, 3|4) uint8 RGB(A), as a PNG data URL."""
+    if image.dtype != np.uint8:
+        image = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8)
+    if image.ndim == 3:
+        code = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, code)
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError(f"could not encode a {image.shape} image as PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.tobytes()).decode("ascii")
 
 
 def film_entry(film_id: str, title: str, payload: dict[str, Any], band_lines: Sequence[str] = (),
