@@ -439,6 +439,17 @@ def fresh_source_text() -> str:
     return f"a frontal chest radiograph (call {next(_calls)})"
 
 
+def loader_saved(rec: "Record", device: str, started: float) -> str | None:
+    """After a loader pass wrote its shallow checkpoint (started at `started`): free the in-memory copy, record the
+    save time, and say how the engine will load it — NF4 on CUDA, unquantized on the CPU (noted)."""
+    free_memory()
+    rec.set("loader", "save_s", round(time.perf_counter() - started, 2))
+    if device != "cuda":
+        rec.note("loader: NF4 loading needs CUDA, so the CPU pass loads unquantized (float32)")
+        return None
+    return "nf4"
+
+
 def timed(fn: Callable[[], Any]) -> tuple[Any, float, float | None]:
     """(fn(), wall seconds with the device synchronised, peak GPU GB during the call)."""
     reset_peak()
@@ -776,11 +787,7 @@ def flux_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
     t0 = time.perf_counter()
     pipe.save_pretrained(folder)
     del pipe
-    free_memory()
-    rec.set("loader", "save_s", round(time.perf_counter() - t0, 2))
-    quantization = "nf4" if device == "cuda" else None
-    if quantization is None:
-        rec.note("loader: NF4 loading needs CUDA, so the CPU pass loads unquantized (float32)")
+    quantization = loader_saved(rec, device, t0)
     t0 = time.perf_counter()
     side = sizes.flux_sides[0]
     engine = LeGendDiffusionEngine.from_pretrained(str(folder), quantization=quantization, device=device,
@@ -1118,11 +1125,7 @@ def emu3_loader(sizes: Sizes, device: str, scratch: Path, rec: Record) -> None:
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     del model
-    free_memory()
-    rec.set("loader", "save_s", round(time.perf_counter() - t0, 2))
-    quantization = "nf4" if device == "cuda" else None
-    if quantization is None:
-        rec.note("loader: NF4 loading needs CUDA, so the CPU pass loads unquantized (float32)")
+    quantization = loader_saved(rec, device, t0)
     t0 = time.perf_counter()
     engine = LeGendAREngine.from_pretrained(str(folder), quantization=quantization, device=device,
                                             model_side=small_side)

@@ -6,7 +6,9 @@ import torch
 
 os.environ.setdefault("LEGEND_ENABLE_TEST_ENGINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# One intra-op thread: the test models are tiny, and on a busy 2-core machine two OpenMP threads per process spin
+# against each other (the embedded model's 2-step follow-up: 12.4 s with two threads, 0.38 s with one, load 6.5).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "legend_demo", "legend_demo.errors", "legend_demo.settings", "legend_demo.logs", "legend_demo.checkpoints",
         "legend_demo.sharding", "legend_demo.layer_spec", "legend_demo.limits", "legend_demo.points",
         "legend_demo.intensity", "legend_demo.geometry", "legend_demo.image_io", "legend_demo.export",
-        "legend_demo.overlay", "legend_demo.tiny",
+        "legend_demo.overlay", "legend_demo.tiny", "legend_demo.availability",
     )),
     ("anatomy: the film's anatomy and the words that name it", (
         "legend_demo.grounding.atlas", "legend_demo.grounding.lung_fit", "legend_demo.grounding.lung_cores",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from app_harness import app_url, chromium_missing_reason, example_png  # noqa: F401 - fixtures
-from test_app_browser import LAPTOP, in_viewport, python_points, shot, wait_for_points
+from test_app_browser import fresh, in_viewport, python_points, shot, wait_for_points  # noqa: F401 - fresh: a fixture
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(chromium_missing_reason() is not None, reason=chromium_missing_reason() or "")]
@@ -19,13 +19,8 @@ ERROR_BADGES = ("() => Array.from(document.querySelectorAll('[data-testid=status
 
 
 @pytest.fixture()
-def page(browser, app_url):  # noqa: F811
-    context = browser.new_context(viewport=LAPTOP)
-    page = context.new_page()
-    page.goto(app_url, wait_until="domcontentloaded")
-    page.locator("#generate").wait_for(timeout=60_000)
-    yield page
-    context.close()
+def page(fresh):  # noqa: F811 - a new laptop-sized page on the app (test_app_browser.fresh)
+    return fresh
 
 
 def load_drawing(page, text: str) -> None:

@@ -15,18 +15,10 @@ import pytest
 
 from legend_demo.cli import main
 
-from test_evaluation import CASES, _write_case
+from test_evaluation import tiny_data  # noqa: F401 - tiny_data: the shared fixture
 
 REPO = Path(__file__).resolve().parent.parent
 THESIS_KEYS = ("fid", "kid", "ms_ssim", "psnr", "auc", "f1", "clip_t")
-
-
-@pytest.fixture
-def tiny_data(tmp_path) -> Path:
-    root = tmp_path / "data"
-    for seed, case in enumerate(CASES):
-        _write_case(root, *case, seed=seed)
-    return root
 
 
 def _args(data: Path, *extra: str) -> list[str]:

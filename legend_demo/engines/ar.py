@@ -38,7 +38,7 @@ from ..prior import gaussian_prior
 from ..strength import S_MAX, StrengthMLP, request_strength, strength_mode
 from .base import Engine, GenerationRequest, GenerationResult, ProgressFn
 from .cuda import release
-from .loading import check_quantization, plan_loading, weights_record
+from .loading import LoadPlan, PretrainedLoading, check_quantization
 from .provenance import Provenance
 
 LABEL = "LeGend AR (Emu3 + LoRA + GBCA)"  # shown in the engine list (registry) and on every result
@@ -72,7 +72,7 @@ def bnb_config(kind: str | None):
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
 
 
-class LeGendAREngine(Engine):
+class LeGendAREngine(PretrainedLoading, Engine):
     """Autoregressive LeGend on an Emu3 backbone (thesis ch. 4)."""
 
     name = "legend-ar"
@@ -211,38 +211,30 @@ class LeGendAREngine(Engine):
                                  sigma_ratio, progress)
 
     # ------------------------------------------------------------------ loading
+    free_vram_gb = FREE_VRAM_NEEDED_GB
+    memory_name = "LeGend AR"
+    weight_names = ("emu3", "ar_lora", "ar_gbca")
+
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str,
-        *,
-        quantization: str | None = "auto",
-        lora: str | None = None,
-        gbca_weights: str | None = None,
-        device: str | None = None,
-        dtype: torch.dtype | None = None,
-        **options,
-    ) -> "LeGendAREngine":
-        """Load Emu3-Gen (folder or hub id) with an optional LoRA folder and GBCA weights.
-
-        quantization "auto" = NF4 on CUDA, full precision on CPU. Raises EngineUnavailableError when the model,
-        the LoRA or the GBCA weights are missing or unreadable, when the GPU lacks free memory, or on OOM.
-        """
-        from transformers import AutoTokenizer, Emu3ForConditionalGeneration
-
-        plan = plan_loading(device, quantization, dtype)
-        qconfig = bnb_config(plan.quantization)
+    def _check_sources(cls, lora: str | None, gbca_weights: str | None) -> None:
         for name, extra in (("LoRA", lora), ("GBCA weights", gbca_weights)):
             if extra is not None and not Path(extra).exists():
                 raise EngineUnavailableError(f"{name} not found: {public_name(extra)}")
-        plan.check_free_vram(FREE_VRAM_NEEDED_GB, "LeGend AR")
-        device, dtype = plan.device, plan.dtype
+
+    @classmethod
+    def _load_backbone(cls, path: str, plan: LoadPlan, lora: str | None, gbca_weights: str | None,
+                       options: dict[str, Any]):
+        """Emu3-Gen (bitsandbytes NF4/int8; the VQ tokenizer and lm_head unquantized), the LoRA, the GBCA MLP and
+        the layers it was trained for (ar_gbca.json), the checkpoint's image normalisation."""
+        from transformers import AutoTokenizer, Emu3ForConditionalGeneration
+
+        qconfig = bnb_config(plan.quantization)
         try:
             model = Emu3ForConditionalGeneration.from_pretrained(
-                path, quantization_config=qconfig, dtype=dtype, device_map={"": device} if qconfig else None)
+                path, quantization_config=qconfig, dtype=plan.dtype, device_map={"": plan.device} if qconfig else None)
             tokenizer = AutoTokenizer.from_pretrained(path)
             if qconfig is None:
-                model.to(device)
+                model.to(plan.device)
             if lora:
                 load_lora(model, lora)
         except torch.OutOfMemoryError:
@@ -258,10 +250,7 @@ class LeGendAREngine(Engine):
             raise EngineUnavailableError(f"cannot read GBCA weights: {exc}") from None
         options.setdefault("gbca_layers", _trained_gbca_layers(gbca_weights))
         mean, std, norm_source = image_normalisation(path)
-        backbone = ARBackbone.from_model(model, tokenizer, mean, std)
-        label, prints = weights_record({"emu3": path, "ar_lora": lora, "ar_gbca": gbca_weights}, path, lora, gbca_weights)
-        load = plan.record(path, image_normalisation=norm_source)
-        return cls(backbone, checkpoint=label, strength=strength, fingerprints=prints, load_options=load, **options)
+        return ARBackbone.from_model(model, tokenizer, mean, std), strength, {"image_normalisation": norm_source}
 
 
 def image_normalisation(path: str) -> tuple[list[float], list[float], str]:

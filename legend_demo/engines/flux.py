@@ -14,7 +14,7 @@ from ..method.codecs import FluxLatentCodec
 from ..method.dual_path import DualPathEditor
 from ..strength import StrengthMLP
 from .dual_path import DualPathEngine
-from .loading import check_quantization, plan_loading, weights_record
+from .loading import LoadPlan, PretrainedLoading, check_quantization
 
 LABEL = "LeGend-Diffusion (FLUX.1-dev + GBCA)"  # shown in the engine list (registry) and on every result
 FREE_VRAM_NEEDED_GB = {"nf4": 14.0, "int8": 22.0, None: 36.0}  # transformer + T5 + CLIP + VAE + activations at 256²
@@ -35,7 +35,7 @@ def quantization_config(kind: str | None, components: tuple[str, ...] = ("transf
     return PipelineQuantizationConfig(quant_backend=backend, quant_kwargs=kwargs, components_to_quantize=list(components))
 
 
-class LeGendDiffusionEngine(DualPathEngine):
+class LeGendDiffusionEngine(PretrainedLoading, DualPathEngine):
     """Dual-path GBCA editing on a FLUX-family pipeline (thesis ch. 5)."""
 
     name = "legend-diffusion"
@@ -75,36 +75,25 @@ class LeGendDiffusionEngine(DualPathEngine):
             load_options=load_options,
         )
 
+    free_vram_gb = FREE_VRAM_NEEDED_GB
+    memory_name = "LeGend-Diffusion"
+    weight_names = ("flux", "stage1_lora", "stage2_gbca")
+
     @classmethod
-    def from_pretrained(
-        cls,
-        path: str,
-        *,
-        quantization: str | None = "auto",
-        lora: str | None = None,
-        gbca_weights: str | None = None,
-        device: str | None = None,
-        dtype: torch.dtype | None = None,
-        **options,
-    ) -> "LeGendDiffusionEngine":
-        """Load FLUX.1-dev (local folder or hub id); quantization "auto" = NF4 on CUDA, full precision on CPU."""
+    def _load_backbone(cls, path: str, plan: LoadPlan, lora: str | None, gbca_weights: str | None,
+                       options: dict[str, Any]):
+        """FluxPipeline.from_pretrained (bitsandbytes NF4/int8 for the transformer and T5), the LoRA, s(τ)."""
         from diffusers import FluxPipeline
 
-        plan = plan_loading(device, quantization, dtype)
-        qconfig = quantization_config(plan.quantization)
-        plan.check_free_vram(FREE_VRAM_NEEDED_GB, "LeGend-Diffusion")
         try:
-            pipe = FluxPipeline.from_pretrained(path, quantization_config=qconfig, dtype=plan.dtype)
+            pipe = FluxPipeline.from_pretrained(path, quantization_config=quantization_config(plan.quantization),
+                                                dtype=plan.dtype)
         except (OSError, ValueError) as exc:  # missing folder, bad hub id, incomplete download
             raise EngineUnavailableError(f"cannot load FLUX from {path}: {exc}") from None
         if lora:
             pipe.load_lora_weights(lora)
         _place(pipe, plan.device, quantized=plan.quantization is not None)
-        strength = StrengthMLP.load(gbca_weights) if gbca_weights else None
-        label, prints = weights_record({"flux": path, "stage1_lora": lora, "stage2_gbca": gbca_weights}, path, lora,
-                                       gbca_weights)
-        return cls(pipe, checkpoint=label, strength=strength, fingerprints=prints, load_options=plan.record(path),
-                   **options)
+        return pipe, StrengthMLP.load(gbca_weights) if gbca_weights else None, {}
 
     def _encode_text(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         embeds, pooled, _ = self.pipe.encode_prompt(

@@ -77,3 +77,38 @@ def weights_record(sources: dict[str, str | None], backbone: str, lora: str | No
     label = public_name(backbone) + (f" + LoRA {public_name(lora)}" if lora else "")
     label += f" + GBCA {public_name(gbca_weights)}" if gbca_weights else ""
     return label, prints
+
+
+class PretrainedLoading:
+    """`from_pretrained` of an engine on a full-size backbone (FLUX.1-dev, Emu3-Gen), written once: plan the load,
+    refuse missing weights (`_check_sources`) and a GPU without room, let the engine load its backbone
+    (`_load_backbone`), then record the weights (public label, fingerprints, load block) on the engine."""
+
+    free_vram_gb: dict[str | None, float]  # GiB the backbone needs free, per quantization
+    memory_name: str  # how the memory check names the engine
+    weight_names: tuple[str, str, str]  # fingerprint keys of the backbone, the LoRA and the GBCA weights
+
+    @classmethod
+    def from_pretrained(cls, path: str, *, quantization: str | None = "auto", lora: str | None = None,
+                        gbca_weights: str | None = None, device: str | None = None, dtype=None, **options):
+        """Load the backbone at `path` (a local folder or a hub id) with an optional LoRA and GBCA weights;
+        quantization "auto" = NF4 on CUDA, full precision on the CPU. EngineUnavailableError says why it cannot
+        load (missing or unreadable weights, no CUDA for 4/8-bit, no bitsandbytes, too little free GPU memory, OOM)."""
+        plan = plan_loading(device, quantization, dtype)
+        cls._check_sources(lora, gbca_weights)
+        plan.check_free_vram(cls.free_vram_gb, cls.memory_name)
+        backbone, strength, extra = cls._load_backbone(path, plan, lora, gbca_weights, options)
+        sources = dict(zip(cls.weight_names, (path, lora, gbca_weights)))
+        label, prints = weights_record(sources, path, lora, gbca_weights)
+        return cls(backbone, checkpoint=label, strength=strength, fingerprints=prints,
+                   load_options=plan.record(path, **extra), **options)
+
+    @classmethod
+    def _check_sources(cls, lora: str | None, gbca_weights: str | None) -> None:
+        """Refuse missing weights before anything is loaded (the engine's own rule; none by default)."""
+
+    @classmethod
+    def _load_backbone(cls, path: str, plan: LoadPlan, lora: str | None, gbca_weights: str | None,
+                       options: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
+        """(backbone for the engine's constructor, StrengthMLP or None, extra load facts); may set defaults in `options`."""
+        raise NotImplementedError

@@ -7,16 +7,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import settings
+from ..availability import Availability
 from ..errors import EngineUnavailableError
 from .base import Engine
 
 
-@dataclass(frozen=True)
-class EngineInfo:
-    name: str
-    label: str
-    available: bool
-    reason: str  # one line: why it can't run here, or what it will use
+EngineInfo = Availability  # name, label, available, reason
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ A grounder module has LABEL, `availability() -> (bool, reason)` (can it run on t
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+
+from ..availability import Availability
 
 DEFAULT_GROUNDER = "rules"
 _MODULES = {  # name → module, in the order the page lists them
@@ -18,12 +19,7 @@ _MODULES = {  # name → module, in the order the page lists them
 GROUNDERS = tuple(_MODULES)
 
 
-@dataclass(frozen=True)
-class GrounderInfo:
-    name: str
-    label: str
-    available: bool
-    reason: str  # one line: why it can't run here, or what it will use
+GrounderInfo = Availability  # name, label, available, reason
 
 
 def check_grounder(name: object) -> str:

@@ -31,7 +31,7 @@ from ..ar.sequence import SequenceLayout, make_batch, teacher_forcing_row
 from ..prior import gaussian_prior
 from ..strength import StrengthMLP
 from .data import PairSet
-from .loop import ItemSampler, JsonlLog, Schedule, publish, write_json
+from .loop import ItemSampler, JsonlLog, Schedule, publish, start_run, write_json
 
 LORA_DIR = "lora"
 STRENGTH_FILE = "gbca_strength.safetensors"
@@ -133,9 +133,7 @@ def train_ar(backbone: ARBackbone, data: PairSet, out: str | Path, bias_layers, 
     bias = check_layers("GBCA layers", bias_layers, backbone.num_layers)
     if not bias:
         raise ValueError("train ar needs at least one GBCA layer")
-    torch.manual_seed(options.seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(out, options.seed)
     mlp = (strength or StrengthMLP()).to(backbone.device).float()
     train_set = encode_pairs(backbone, data, options.sigma_ratio)
     val_set = encode_pairs(backbone, val, options.sigma_ratio)[: options.val_pairs] if val is not None else None

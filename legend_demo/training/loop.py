@@ -97,6 +97,14 @@ def _short(value) -> str:
     return str(value)
 
 
+def start_run(out: str | Path, seed: int) -> Path:
+    """Seed torch for a training run and make its output folder; returns the folder."""
+    torch.manual_seed(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def publish(out: str | Path, write: Callable[[Path], None]) -> Path:
     """Write a checkpoint into out/.partial, then move each entry into out (files atomically, folders by rename).
 

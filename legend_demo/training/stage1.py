@@ -19,7 +19,7 @@ from .data import PairSet
 from .ema import EMA
 from .flow import logit_normal, noisy, target_velocity, weighted_mse
 from .lora import add_lora, save_lora
-from .loop import ItemSampler, JsonlLog, Schedule, publish, write_json
+from .loop import ItemSampler, JsonlLog, Schedule, publish, start_run, write_json
 
 LOG_FILE = "train_log.jsonl"
 STATE_FILE = "train_state.json"
@@ -58,9 +58,7 @@ def train_stage1(
     options.check()
     schedule = Schedule(options.lr, options.steps, options.warmup, options.time_budget_s)
     _check_side(backbone, data)
-    torch.manual_seed(options.seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(out, options.seed)
     params = _trainable(backbone)
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     ema = EMA(params, options.ema_decay) if backbone.kind == "embedded" and options.ema_decay > 0 else None

@@ -33,7 +33,7 @@ from ..strength import StrengthMLP
 from .backbone import Backbone
 from .data import PairSet
 from .flow import logit_normal, noisy, target_velocity, weighted_mse
-from .loop import ItemSampler, JsonlLog, Schedule, publish, write_json
+from .loop import ItemSampler, JsonlLog, Schedule, publish, start_run, write_json
 
 LOG_FILE = "train_log.jsonl"
 STATE_FILE = "train_state.json"
@@ -82,9 +82,7 @@ def train_stage2(backbone: Backbone, data: PairSet, out: str | Path, vital_layer
     vital = check_layers("vital layers", vital_layers, backbone.num_layers)
     if not vital:
         raise ValueError("stage 2 needs at least one vital layer (run the vitality analysis or pass --vital-layers)")
-    torch.manual_seed(options.seed)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(out, options.seed)
     backbone.transformer.requires_grad_(False).eval()
     mlp = (strength or StrengthMLP()).to(backbone.editor.device).float().train().requires_grad_(True)
     optimizer = torch.optim.AdamW(mlp.parameters(), lr=options.lr, weight_decay=options.weight_decay)
