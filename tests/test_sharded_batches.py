@@ -101,7 +101,7 @@ def test_sharded_study_generation_stores_one_study(tmp_path):
     import sqlite3
 
     demo, db = tmp_path / "demo", tmp_path / "s.db"
-    assert main(["study", "demo-manifest", "--out", str(demo)]) == 0
+    assert main(["study", "demo-manifest", "--drawings", "--out", str(demo)]) == 0
     (demo / "manifest.json").unlink()  # pair folders: real follow-up + baseline; add a generated candidate per case
     run = subprocess.run([*_torchrun(), "study", "create", "--manifest", str(demo), "--db", str(db), "--generate",
                           "--engine", "tiny-random", "--generate-source", "tiny-random", "--admin-password",
