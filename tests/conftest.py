@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random FLUX models built in code (no downloads), and one headless browser per session."""
+"""Shared fixtures: tiny random FLUX and Emu3 engines built in code (no downloads), and one headless browser per session."""
 import os
 
 import pytest
@@ -16,6 +16,19 @@ def tiny_engine():
     from legend_demo.engines.tiny import load
 
     return load(num_layers=2, num_single_layers=3, seed=0, default_steps=6)
+
+
+@pytest.fixture(scope="session")
+def tiny_ar_engine():
+    """LeGend AR on a tiny random Emu3 (8×8 token grid, 4 decoder layers, GBCA on 1–2)."""
+    from legend_demo.ar.backbone import ARBackbone
+    from legend_demo.ar.sampling import SamplingOptions
+    from legend_demo.ar.tiny import TINY_AR_SIDE, tiny_emu3
+    from legend_demo.engines.ar import LeGendAREngine
+
+    model, tokenizer = tiny_emu3(seed=4)
+    return LeGendAREngine(ARBackbone.from_model(model, tokenizer), checkpoint="tiny random Emu3",
+                          model_side=TINY_AR_SIDE, sampling=SamplingOptions(top_k=16))
 
 
 # One playwright-driven Debian chromium for the whole session (two sync_playwright instances cannot coexist).

@@ -1,6 +1,6 @@
 """LeGendAREngine on a tiny random Emu3 (CPU): the Engine contract (model-view rows, film, provenance), the VQ
-round trip as source row, keep-region blending, progress/cancel, loading errors and the registry's reasons."""
-import threading
+round trip as source row, keep-region blending, progress, loading errors and the registry's reasons (cancel, refusals,
+zero bias = stock and the rest every engine passes: test_engine_contract.py)."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from legend_demo.ar.sampling import SamplingOptions
 from legend_demo.ar.tiny import TINY_AR_SIDE, save_tiny_emu3, tiny_emu3, write_tiny_pairs
 from legend_demo.engines import registry
 from legend_demo.engines.ar import LeGendAREngine, bnb_config, default_gbca_layers
-from legend_demo.engines.base import GenerationCancelled, GenerationRequest
+from legend_demo.engines.base import GenerationRequest
 from legend_demo.errors import EngineUnavailableError
 from legend_demo.points import LesionPoint
 from legend_demo.training.data import load_pairs
@@ -20,10 +20,8 @@ pytestmark = pytest.mark.slow  # loads and runs the AR engine: the slow tier (py
 
 
 @pytest.fixture(scope="module")
-def engine():
-    model, tokenizer = tiny_emu3(seed=4)
-    return LeGendAREngine(ARBackbone.from_model(model, tokenizer), checkpoint="tiny random Emu3",
-                          model_side=TINY_AR_SIDE, sampling=SamplingOptions(top_k=16))
+def engine(tiny_ar_engine):
+    return tiny_ar_engine  # tests/conftest.py: one per session, shared with the engine contract
 
 
 @pytest.fixture(scope="module")
@@ -87,25 +85,6 @@ def test_per_row_maps_and_capture_layers(engine, film):
     for attention in result.layers:
         assert len(attention.per_step) == 8
         assert all(m.shape == (8, 8) and m.sum() == pytest.approx(1.0, abs=1e-5) for m in attention.per_step)
-
-
-def test_cancel_stops_generation(engine, film):
-    cancel = threading.Event()
-    cancel.set()
-    with pytest.raises(GenerationCancelled):
-        engine.generate(request(film), cancel=cancel)
-
-
-@pytest.mark.parametrize("kwargs, match", [
-    ({"vital_layers": (1, 9)}, "GBCA layers"),
-    ({"capture_layers": (7,)}, "capture layers"),
-    ({"bias_strength": -1.0}, "bias_strength"),
-])
-def test_bad_requests_raise(engine, film, kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        engine.generate(request(film, **kwargs))
-    with pytest.raises(ValueError, match="empty"):
-        engine.generate(GenerationRequest(image=film, progression_text="  "))
 
 
 def test_engine_construction_errors():
