@@ -441,6 +441,7 @@ def _lung_masks(fields: LungFields, shape: tuple[int, int]) -> np.ndarray:
 def _refine_domes(image: np.ndarray, lungs: np.ndarray) -> tuple[np.ndarray, float]:
     """Move each lung's lower border, per column, to the film's dome edge near it; (2, h, w) and the share moved."""
     import cv2
+    from numpy.lib.stride_tricks import sliding_window_view
 
     smooth = cv2.GaussianBlur(image, (0, 0), 1.5)
     h, w = image.shape
@@ -463,8 +464,8 @@ def _refine_domes(image: np.ndarray, lungs: np.ndarray) -> tuple[np.ndarray, flo
             candidates = np.arange(max(top + band + 1, bottom - reach), min(h - band - 1, bottom + reach) + 1)
             if not len(candidates):
                 continue
-            column = smooth[:, col]
-            steps = np.array([column[y + 1:y + 1 + band].mean() - column[y - band:y].mean() for y in candidates])
+            means = sliding_window_view(smooth[:, col], band).mean(axis=-1)  # (h - band + 1,) mean of rows r..r+band-1
+            steps = means[candidates + 1] - means[candidates - band]  # mean below y minus mean above y
             k_best = int(np.argmax(steps))
             if steps[k_best] >= DOME_MIN_EDGE:
                 best[k], found[k] = candidates[k_best], True
