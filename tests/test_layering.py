@@ -8,6 +8,7 @@ function — a lazy import is still an arrow), so it needs no models and runs in
 from __future__ import annotations
 
 import ast
+from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "legend_demo"
@@ -98,9 +99,11 @@ def imports(module: str, path: Path, known: dict[str, Path]) -> set[str]:
     return resolved
 
 
-def graph() -> dict[str, set[str]]:
+@lru_cache(maxsize=1)
+def graph() -> dict[str, frozenset[str]]:
+    """module → the modules it imports (read once per session: the source does not change under the tests)."""
     known = modules()
-    return {name: imports(name, path, known) for name, path in known.items()}
+    return {name: frozenset(imports(name, path, known)) for name, path in known.items()}
 
 
 def test_every_module_has_a_layer():
