@@ -153,8 +153,17 @@ def _tiny_flux(request) -> EngineCase:
                       _dual_path_keep)
 
 
+@pytest.fixture(scope="session")
+def small_ar_engine(tiny_ar_engine):
+    """The tiny AR engine's backbone at a 16-pixel model view: a 4×4 token grid, 20 decoding steps instead of 72."""
+    from legend_demo.engines.ar import LeGendAREngine
+
+    return LeGendAREngine(tiny_ar_engine.backbone, checkpoint=tiny_ar_engine.checkpoint, model_side=16,
+                          sampling=tiny_ar_engine.sampling)
+
+
 def _tiny_ar(request) -> EngineCase:
-    return EngineCase(request.getfixturevalue("tiny_ar_engine"), "GBCA layers", "cancelled before tokenizing", None,
+    return EngineCase(request.getfixturevalue("small_ar_engine"), "GBCA layers", "cancelled before tokenizing", None,
                       _stock_ar, _ar_source_alone, _ar_keep)
 
 
