@@ -51,7 +51,7 @@ def test_shape_dice_on_hand_made_maps():
     spread[0:40, 0:40] = 0.2  # a region 4× the lesion
     assert shape_dice(spread, mask) == pytest.approx(2 * 400 / (1600 + 400))
     assert shape_dice(-exact, mask) == 1.0  # the sign does not matter, the support does
-    assert shape_dice(np.zeros((50, 50)), mask) is None and shape_dice(exact, np.zeros((50, 50), bool)) is None
+    assert shape_dice(np.zeros((50, 50)), mask) == 0.0 and shape_dice(exact, np.zeros((50, 50), bool)) is None
     with pytest.raises(ValueError, match="shape"):
         shape_dice(exact, mask[:10])
 
@@ -73,3 +73,25 @@ def test_no_lung_fields_means_approximate_points_above_the_estimated_diaphragm()
         assert p.y < dome and 100 < p.x < 1700
     assert any("approximate" in w and "confidence is lowered to 3" in w and "check and move them" in w
                for w in result.warnings)
+
+
+def test_shape_dice_counts_a_missing_change_as_zero_and_small_findings_on_their_own():
+    from legend_demo.evaluation.summary import by_type, method_checks, aggregate
+
+    mask = np.zeros((20, 20), bool)
+    mask[5:10, 5:10] = True
+    assert shape_dice(np.zeros((20, 20)), mask) == 0.0  # nothing drawn where a change was described
+
+    def row(case, kind, sign, dice, config="full"):
+        return {"case": case, "type": kind, "sign": sign, "config": config, "shape_dice": dice,
+                "lesion_fidelity": 0.05 if sign else None, "lesion_change": 0.05, "psnr_out": 40.0, "change_tiling": 1.0}
+
+    rows = [row("a", "nodule", 1, 0.2), row("b", "nodule", -1, 0.4), row("c", "consolidation", 1, 0.9),
+            row("d", "consolidation", 0, 0.0)]  # unchanged: not scored
+    table = by_type(rows, ["full"])["full"]
+    assert table["nodule"]["mean"] == pytest.approx(0.3) and table["consolidation"]["n"] == 1
+    checks = {c["criterion"]: c for c in method_checks(rows, aggregate(rows, ["full"]))}
+    overall = next(c for k, c in checks.items() if k.startswith("shape Dice ≥"))
+    small = next(c for k, c in checks.items() if k.startswith("shape Dice of small"))
+    assert overall["level"]["mean"] == pytest.approx(0.5) and overall["level"]["n"] == 3 and not overall["pass"]
+    assert small["level"]["mean"] == pytest.approx(0.3) and not small["pass"]
