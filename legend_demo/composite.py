@@ -148,8 +148,8 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
         w_k = footprint * anatomy.sample(room.weight, box)  # (h_b, w_b)
         weights = np.maximum(weights, w_k)
         raw = np.clip(change / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0)  # (h_b, w_b)
+        mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
         if shaped(finding, room):
-            mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
             strength = np.float32(np.clip(mean / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0))
             how = f"shape from the anatomy; strength {float(strength):+.2f} from the engine's mean change {mean:+.4f}"
         else:
@@ -157,7 +157,11 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
             how = "shape and strength from the engine's change, inside the compartment"
         fractions.append(w_k * density(finding) * strength)
         lucent.append(finding.kind in LUCENT)
+        agreement = engine_agreement(finding, mean)
+        if agreement:
+            how += f"; {agreement}"
         reports.append({"point": [round(point.x, 1), round(point.y, 1)], "read": finding.describe(),
+                        **({"engine_disagrees": agreement, "what": finding.describe().split(":")[0]} if agreement else {}),
                         "finding": finding.to_dict(), **room.describe(), "density": round(density(finding), 3),
                         "drawn": how, "region_px": int((w_k > 0).sum())})
     stack = np.stack(fractions)  # (K, h_b, w_b)
@@ -179,6 +183,34 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
                                 "domain": "stored values (attenuation)" if prior.stored is not None else "display values",
                                 **densities.describe()}}
     return Rendering(after, fraction.astype(np.float32), weights, scale, params)
+
+
+FAINT_CHANGE = 0.005  # display units at the model view: a mean engine change below this is "almost nothing"
+
+
+def engine_agreement(finding, mean_change: float) -> str:
+    """A note when the engine's mean change in a finding's region is almost nothing, or opposite to the text's
+    direction (new / worse: opacity, or lucency for a pneumothorax; better / resolved: the reverse); '' otherwise.
+    The film follows the engine's change either way: nothing is drawn that the engine did not draw."""
+    from .finding_region import LUCENT
+
+    expected = {"new": 1, "worse": 1, "better": -1, "resolved": -1}.get(finding.change or "", 0)
+    expected *= -1 if finding.kind in LUCENT else 1
+    if expected == 0:
+        return ""
+    if abs(mean_change) < FAINT_CHANGE:
+        return f"the engine drew almost nothing here (mean change {mean_change:+.4f}), so almost nothing is drawn"
+    if mean_change * expected < 0:
+        wanted = "lucency" if expected < 0 else "opacity"
+        return (f"the engine drew the opposite of the described change here (mean change {mean_change:+.4f}, the text "
+                f"asks for {wanted}); the film follows the engine")
+    return ""
+
+
+def drawing_warnings(params: dict[str, Any]) -> list[str]:
+    """One message per finding the engine drew almost nothing of, or the opposite of (from a film's params)."""
+    return [f"the engine did not draw the {f['what']} as described: {f['engine_disagrees']}"
+            for f in params.get("findings", []) if f.get("engine_disagrees")]
 
 
 def pixel_spacing_mm(prior) -> float | None:

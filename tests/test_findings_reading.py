@@ -95,3 +95,32 @@ def test_shape_dice_counts_a_missing_change_as_zero_and_small_findings_on_their_
     small = next(c for k, c in checks.items() if k.startswith("shape Dice of small"))
     assert overall["level"]["mean"] == pytest.approx(0.5) and overall["level"]["n"] == 3 and not overall["pass"]
     assert small["level"]["mean"] == pytest.approx(0.3) and not small["pass"]
+
+
+def test_the_report_says_when_the_engine_drew_nothing_or_the_opposite_of_the_text():
+    from legend_demo.composite import FAINT_CHANGE, engine_agreement
+
+    new_opacity, = read_text("new right lower lobe consolidation")
+    new_air, = read_text("new right apical pneumothorax")
+    resolved, = read_text("right lower lobe consolidation has resolved")
+    assert engine_agreement(new_opacity, +0.05) == ""  # opacity for a new consolidation: as asked
+    assert "almost nothing" in engine_agreement(new_opacity, FAINT_CHANGE / 2)
+    assert "opposite" in engine_agreement(new_opacity, -0.05) and "asks for opacity" in engine_agreement(new_opacity, -0.05)
+    assert engine_agreement(new_air, -0.05) == ""  # a pneumothorax is a lucency
+    assert "asks for lucency" in engine_agreement(new_air, +0.05)
+    assert engine_agreement(resolved, -0.05) == "" and "opposite" in engine_agreement(resolved, +0.05)
+
+
+def test_a_finding_the_engine_did_not_draw_is_a_clinician_warning():
+    from legend_demo.composite import drawing_warnings
+    from legend_demo.ui.notices import clinical
+
+    params = {"findings": [{"read": "x", "what": "pneumothorax right apex",
+                            "engine_disagrees": "the engine drew the opposite of the described change here (mean "
+                                                "change +0.0113, the text asks for lucency); the film follows the engine"},
+                           {"read": "y"}]}
+    messages = drawing_warnings(params)
+    assert len(messages) == 1 and "pneumothorax right apex" in messages[0]
+    said = clinical(messages[0])
+    assert said.startswith("The model did not draw the pneumothorax right apex as described")
+    assert "opposite" in said and "+0.0113" not in said

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..grounding.limits import check_text
-from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, model_view_film
+from ..composite import OUTPUT_MODES, Film, OutputMode, composite_change, drawing_warnings, model_view_film
 from ..edit_region import EditRegion
 from ..errors import GenerationError
 from ..geometry import FrameMode, SquareFrame
@@ -220,7 +220,7 @@ class Engine(ABC):
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
         result.timings_s["total"] = round(time.perf_counter() - started, 4)
         result.provenance.setdefault("parameters", {})["output"] = result.film.params
-        result.provenance["warnings"] = warnings
+        result.provenance["warnings"] = warnings + drawing_warnings(result.film.params)
         return result
 
     def text_unread(self, text: str) -> str:
