@@ -6,7 +6,8 @@ For each lesion point k:
 - the finding (legend_demo.findings): kind, side, zone, severity level and size, from its label or the text;
 - its compartment C_k on the film's anatomy (legend_demo.finding_region, grounding/film_anatomy.py);
 - its region W_k = footprint_k · C_k (footprint: legend_demo.edit_region around the point, the Gaussian prior's σ);
-- its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY, per
+- its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY (or the
+  kind's own, full_density_change), per
   pixel for findings whose shape the engine draws (consolidation, …), the W_k-weighted mean for findings whose
   shape is anatomical (effusion, pneumothorax, nodule of a given size, cardiomegaly);
 - its opacity fraction f_k = W_k · density_k · s_k (density_k from kind and severity).
@@ -30,6 +31,17 @@ from .points import LesionPoint
 
 DISPLAY_STEP = 1.0 / 65535  # films without stored values: changed pixels stay this far inside [0, 1]
 CHANGE_FOR_FULL_DENSITY = 0.10  # display units at the model view: an engine change this large = the full density
+SYNTHETIC_CHANGE_BY_KIND = {"airspace": 0.143, "nodule": 0.076, "cardiac": 0.053}  # the synthetic pairs' own mean
+# change inside the lesion mask by kind (real follow-ups of 80 held-out test pairs, assets/embedded/training/
+# eval_test80.json: consolidation 0.143, nodule 0.076, cardiomegaly 0.053). The engine learnt these kinds at these
+# amplitudes, so a kind drawn at a fraction of a consolidation's change is that kind at full density:
+FULL_DENSITY_CHANGE_BY_KIND = {kind: round(CHANGE_FOR_FULL_DENSITY * amplitude / SYNTHETIC_CHANGE_BY_KIND["airspace"], 3)
+                               for kind, amplitude in SYNTHETIC_CHANGE_BY_KIND.items() if kind != "airspace"}
+
+
+def full_density_change(kind: str) -> float:
+    """The engine's change (display units at the model view) that means a finding of `kind` at full density."""
+    return FULL_DENSITY_CHANGE_BY_KIND.get(kind, CHANGE_FOR_FULL_DENSITY)
 OPACITY_MODEL = ("opacity fraction f = W · density(kind, severity) · clip(engine change / "
                  f"{CHANGE_FOR_FULL_DENSITY:g}, −1, 1) in the film's attenuation (stored, log) domain: a' = a + "
                  "f·(target − G_σb a) − κ·f·(fine texture); targets from this film: soft tissue T (heart, "
@@ -147,10 +159,11 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
         footprint = region_weights([point], box, sigma_px, region_scale)  # (h_b, w_b)
         w_k = footprint * anatomy.sample(room.weight, box)  # (h_b, w_b)
         weights = np.maximum(weights, w_k)
-        raw = np.clip(change / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0)  # (h_b, w_b)
+        full = full_density_change(finding.kind)
+        raw = np.clip(change / full, -1.0, 1.0)  # (h_b, w_b)
         mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
         if shaped(finding, room):
-            strength = np.float32(np.clip(mean / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0))
+            strength = np.float32(np.clip(mean / full, -1.0, 1.0))
             how = f"shape from the anatomy; strength {float(strength):+.2f} from the engine's mean change {mean:+.4f}"
         else:
             strength = raw
@@ -179,6 +192,7 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
                            np.minimum(a, air), sigmas)
     params = {"anatomy": anatomy.describe(), "findings": reports,
               "opacity_model": {"model": OPACITY_MODEL, "change_for_full_density": CHANGE_FOR_FULL_DENSITY,
+                                "change_for_full_density_by_kind": FULL_DENSITY_CHANGE_BY_KIND,
                                 "texture_fade": TEXTURE_FADE, "sigmas_film_px": {k: round(v, 2) for k, v in sigmas.items()},
                                 "domain": "stored values (attenuation)" if prior.stored is not None else "display values",
                                 **densities.describe()}}
