@@ -268,6 +268,9 @@ def _cardiac(anatomy: FilmAnatomy, finding: Finding, side, point, spacing) -> Co
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gx + 1, 2 * gy + 1))
     heart = (anatomy.heart > 0.5).astype(np.uint8)
     band = (cv2.dilate(heart, kernel) > 0) & (heart == 0)
+    rows = np.flatnonzero(heart.any(axis=1))
+    if len(rows):  # the heart mask's top is a cut through the mediastinum, not a border: no band above it
+        band[: rows[0]] = False
     weight = cv2.GaussianBlur(band.astype(np.float32), (0, 0), 0.8)
     return Compartment(weight, "band outside the heart borders",
                        {"growth_of_pair_width": level_value(CARDIAC_GROWTH, finding.level)})

@@ -255,3 +255,16 @@ def test_a_nodule_reaches_full_density_at_the_change_the_engine_learnt_for_nodul
     assert "strength +1.00" in drawn["nodule"]
     expected = change / CHANGE_FOR_FULL_DENSITY
     assert f"strength +{expected:.2f}" in drawn["effusion"] or f"strength +{expected - 0.01:.2f}" in drawn["effusion"]
+
+
+@pytest.mark.parametrize("which", ["rg1", "synthetic"])
+def test_cardiomegaly_widens_the_heart_borders_without_a_bar_across_the_mediastinum(rg1, which):
+    """The heart mask's top is a cut through the mediastinum, not a border: nothing is drawn above it."""
+    prior = rg1 if which == "rg1" else load_image(SYNTHETIC[2])
+    film, _ = follow_up(prior, "Interval development of cardiomegaly.", amplitude=0.3)
+    before, after = attenuation(prior, film)
+    delta = np.abs(after - before)
+    anatomy = film_anatomy(prior)
+    heart_top = anatomy.to_film(0, float(np.flatnonzero((anatomy.heart > 0.5).any(axis=1))[0]))[1]
+    assert delta.sum() > 0
+    assert delta[: max(0, int(heart_top) - 2)].sum() <= 0.02 * delta.sum()
