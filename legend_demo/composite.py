@@ -170,7 +170,8 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
             how = "shape and strength from the engine's change, inside the compartment"
         fractions.append(w_k * density(finding) * strength)
         lucent.append(finding.kind in LUCENT)
-        agreement = engine_agreement(finding, mean)
+        agreement = (OUTSIDE_COMPARTMENT.format(room=room.name) if float(w_k.max(initial=0.0)) < EMPTY_REGION
+                     else engine_agreement(finding, mean))
         if agreement:
             how += f"; {agreement}"
         reports.append({"point": [round(point.x, 1), round(point.y, 1)], "read": finding.describe(),
@@ -199,6 +200,9 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
     return Rendering(after, fraction.astype(np.float32), weights, scale, params)
 
 
+EMPTY_REGION = 0.05  # a point whose footprint reaches its compartment with less weight than this draws nothing
+OUTSIDE_COMPARTMENT = ("its point lies outside where this finding can be ({room}): nothing is drawn; move the point "
+                       "into that region")
 FAINT_CHANGE = 0.005  # display units at the model view: a mean engine change below this is "almost nothing"
 
 

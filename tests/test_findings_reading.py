@@ -124,3 +124,21 @@ def test_a_finding_the_engine_did_not_draw_is_a_clinician_warning():
     said = clinical(messages[0])
     assert said.startswith("The model did not draw the pneumothorax right apex as described")
     assert "opposite" in said and "+0.0113" not in said
+
+
+def test_a_point_outside_its_findings_compartment_is_said_to_draw_nothing():
+    from legend_demo import load_image
+    from legend_demo.composite import composite_change, drawing_warnings
+    from legend_demo.edit_region import EditRegion
+    from legend_demo.ui.notices import clinical
+
+    pydicom_data = pytest.importorskip("pydicom.data")
+    prior = load_image(pydicom_data.get_testdata_file("RG1_UNCI.dcm"))
+    view, frame = prior.framed(128)
+    in_liver = LesionPoint(x=450, y=2300, label="effusion, new (right)", confidence=5)  # far below the right dome
+    film = composite_change(prior, view, np.clip(view + 0.2, 0, 1).astype(np.float32), frame, [in_liver], 0.10,
+                            EditRegion(), 4.0, "New right pleural effusion.")
+    assert np.array_equal(film.stored, prior.stored)
+    message, = drawing_warnings(film.params)
+    said = clinical(message)
+    assert said.startswith("Nothing was drawn for the effusion") and "Move the point" in said
