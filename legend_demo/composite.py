@@ -6,7 +6,8 @@ For each lesion point k:
 - the finding (legend_demo.findings): kind, side, zone, severity level and size, from its label or the text;
 - its compartment C_k on the film's anatomy (legend_demo.finding_region, grounding/film_anatomy.py);
 - its region W_k = footprint_k · C_k (footprint: legend_demo.edit_region around the point, the Gaussian prior's σ);
-- its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY, per
+- its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY (or the
+  kind's own, full_density_change), per
   pixel for findings whose shape the engine draws (consolidation, …), the W_k-weighted mean for findings whose
   shape is anatomical (effusion, pneumothorax, nodule of a given size, cardiomegaly);
 - its opacity fraction f_k = W_k · density_k · s_k (density_k from kind and severity).
@@ -30,6 +31,17 @@ from .points import LesionPoint
 
 DISPLAY_STEP = 1.0 / 65535  # films without stored values: changed pixels stay this far inside [0, 1]
 CHANGE_FOR_FULL_DENSITY = 0.10  # display units at the model view: an engine change this large = the full density
+SYNTHETIC_CHANGE_BY_KIND = {"airspace": 0.143, "nodule": 0.076, "cardiac": 0.053}  # the synthetic pairs' own mean
+# change inside the lesion mask by kind (real follow-ups of 80 held-out test pairs, assets/embedded/training/
+# eval_test80.json: consolidation 0.143, nodule 0.076, cardiomegaly 0.053). The engine learnt these kinds at these
+# amplitudes, so a kind drawn at a fraction of a consolidation's change is that kind at full density:
+FULL_DENSITY_CHANGE_BY_KIND = {kind: round(CHANGE_FOR_FULL_DENSITY * amplitude / SYNTHETIC_CHANGE_BY_KIND["airspace"], 3)
+                               for kind, amplitude in SYNTHETIC_CHANGE_BY_KIND.items() if kind != "airspace"}
+
+
+def full_density_change(kind: str) -> float:
+    """The engine's change (display units at the model view) that means a finding of `kind` at full density."""
+    return FULL_DENSITY_CHANGE_BY_KIND.get(kind, CHANGE_FOR_FULL_DENSITY)
 OPACITY_MODEL = ("opacity fraction f = W · density(kind, severity) · clip(engine change / "
                  f"{CHANGE_FOR_FULL_DENSITY:g}, −1, 1) in the film's attenuation (stored, log) domain: a' = a + "
                  "f·(target − G_σb a) − κ·f·(fine texture); targets from this film: soft tissue T (heart, "
@@ -147,17 +159,23 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
         footprint = region_weights([point], box, sigma_px, region_scale)  # (h_b, w_b)
         w_k = footprint * anatomy.sample(room.weight, box)  # (h_b, w_b)
         weights = np.maximum(weights, w_k)
-        raw = np.clip(change / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0)  # (h_b, w_b)
+        full = full_density_change(finding.kind)
+        raw = np.clip(change / full, -1.0, 1.0)  # (h_b, w_b)
+        mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
         if shaped(finding, room):
-            mean = float((change * w_k).sum() / max(float(w_k.sum()), 1e-6))
-            strength = np.float32(np.clip(mean / CHANGE_FOR_FULL_DENSITY, -1.0, 1.0))
+            strength = np.float32(np.clip(mean / full, -1.0, 1.0))
             how = f"shape from the anatomy; strength {float(strength):+.2f} from the engine's mean change {mean:+.4f}"
         else:
             strength = raw
             how = "shape and strength from the engine's change, inside the compartment"
         fractions.append(w_k * density(finding) * strength)
         lucent.append(finding.kind in LUCENT)
+        agreement = (OUTSIDE_COMPARTMENT.format(room=room.name) if float(w_k.max(initial=0.0)) < EMPTY_REGION
+                     else engine_agreement(finding, mean))
+        if agreement:
+            how += f"; {agreement}"
         reports.append({"point": [round(point.x, 1), round(point.y, 1)], "read": finding.describe(),
+                        **({"engine_disagrees": agreement, "what": finding.describe().split(":")[0]} if agreement else {}),
                         "finding": finding.to_dict(), **room.describe(), "density": round(density(finding), 3),
                         "drawn": how, "region_px": int((w_k > 0).sum())})
     stack = np.stack(fractions)  # (K, h_b, w_b)
@@ -175,10 +193,42 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
                            np.minimum(a, air), sigmas)
     params = {"anatomy": anatomy.describe(), "findings": reports,
               "opacity_model": {"model": OPACITY_MODEL, "change_for_full_density": CHANGE_FOR_FULL_DENSITY,
+                                "change_for_full_density_by_kind": FULL_DENSITY_CHANGE_BY_KIND,
                                 "texture_fade": TEXTURE_FADE, "sigmas_film_px": {k: round(v, 2) for k, v in sigmas.items()},
                                 "domain": "stored values (attenuation)" if prior.stored is not None else "display values",
                                 **densities.describe()}}
     return Rendering(after, fraction.astype(np.float32), weights, scale, params)
+
+
+EMPTY_REGION = 0.05  # a point whose footprint reaches its compartment with less weight than this draws nothing
+OUTSIDE_COMPARTMENT = ("its point lies outside where this finding can be ({room}): nothing is drawn; move the point "
+                       "into that region")
+FAINT_CHANGE = 0.005  # display units at the model view: a mean engine change below this is "almost nothing"
+
+
+def engine_agreement(finding, mean_change: float) -> str:
+    """A note when the engine's mean change in a finding's region is almost nothing, or opposite to the text's
+    direction (new / worse: opacity, or lucency for a pneumothorax; better / resolved: the reverse); '' otherwise.
+    The film follows the engine's change either way: nothing is drawn that the engine did not draw."""
+    from .finding_region import LUCENT
+
+    expected = {"new": 1, "worse": 1, "better": -1, "resolved": -1}.get(finding.change or "", 0)
+    expected *= -1 if finding.kind in LUCENT else 1
+    if expected == 0:
+        return ""
+    if abs(mean_change) < FAINT_CHANGE:
+        return f"the engine drew almost nothing here (mean change {mean_change:+.4f}), so almost nothing is drawn"
+    if mean_change * expected < 0:
+        wanted = "lucency" if expected < 0 else "opacity"
+        return (f"the engine drew the opposite of the described change here (mean change {mean_change:+.4f}, the text "
+                f"asks for {wanted}); the film follows the engine")
+    return ""
+
+
+def drawing_warnings(params: dict[str, Any]) -> list[str]:
+    """One message per finding the engine drew almost nothing of, or the opposite of (from a film's params)."""
+    return [f"the engine did not draw the {f['what']} as described: {f['engine_disagrees']}"
+            for f in params.get("findings", []) if f.get("engine_disagrees")]
 
 
 def pixel_spacing_mm(prior) -> float | None:

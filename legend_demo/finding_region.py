@@ -6,7 +6,8 @@ finding's shape and density profile there, and a description for the report:
 - airspace (consolidation, opacity, atelectasis, …) and diffuse findings: the lung field of the finding's side,
   within the named lobe's projection on a PA film (upper lobe: the upper LOBE_BANDS of the lung height, lower lobe:
   the lower part, middle lobe / lingula: the medial lower-middle part) or the named zone;
-- nodule / mass: a disc of the written size (PixelSpacing, else the lung-pair width taken as PAIR_WIDTH_CM), or
+- nodule / mass: a sphere of the written size, projected (its chord √(1 − (d/r)²): densest at the centre, a crisp
+  edge), its size from PixelSpacing (else the lung-pair width taken as PAIR_WIDTH_CM), or
   NODULE_CM / MASS_CM by word and severity, inside the lung field (grown by the radius: a mass may abut the wall);
 - pleural effusion: the dependent part of the hemithorax's lung field, below a meniscus that rises towards the
   lateral chest wall; its height above the costophrenic recess grows with severity (EFFUSION_HEIGHT); denser
@@ -203,12 +204,12 @@ def _nodule(anatomy: FilmAnatomy, finding: Finding, side: str, point, spacing) -
     h, w = anatomy.thorax.shape
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
     distance = np.hypot(xs - point[0], ys - point[1])
-    edge = max(0.6, 0.12 * radius)
-    disc = np.clip((radius - distance) / edge + 0.5, 0.0, 1.0)
+    disc = np.sqrt(np.clip(1.0 - (distance / radius) ** 2, 0.0, 1.0))  # a sphere's projected thickness (its chord)
     grow = int(np.ceil(radius))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
     lung = cv2.dilate((anatomy.lung(side) > 0.5).astype(np.uint8), kernel).astype(np.float32)
-    return Compartment((disc * lung).astype(np.float32), f"round {diameter:.1f} cm opacity in the {side} lung",
+    return Compartment((disc * lung).astype(np.float32), f"round {diameter:.1f} cm opacity in the {side} lung "
+                       "(a sphere's projected thickness)",
                        {"side": side, "diameter_cm": round(diameter, 2), "size": said, "scale": how,
                         "radius_grid_px": round(radius, 2)})
 
@@ -267,6 +268,9 @@ def _cardiac(anatomy: FilmAnatomy, finding: Finding, side, point, spacing) -> Co
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * gx + 1, 2 * gy + 1))
     heart = (anatomy.heart > 0.5).astype(np.uint8)
     band = (cv2.dilate(heart, kernel) > 0) & (heart == 0)
+    rows = np.flatnonzero(heart.any(axis=1))
+    if len(rows):  # the heart mask's top is a cut through the mediastinum, not a border: no band above it
+        band[: rows[0]] = False
     weight = cv2.GaussianBlur(band.astype(np.float32), (0, 0), 0.8)
     return Compartment(weight, "band outside the heart borders",
                        {"growth_of_pair_width": level_value(CARDIAC_GROWTH, finding.level)})

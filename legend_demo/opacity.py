@@ -8,10 +8,12 @@ the only value there is). Per pixel, with f ∈ [0, 1] the opacity (or lucency) 
 
     B = G_σb * a                    the local background (ribs and vessels averaged out)
     F = G_σn * a − G_σv * a         fine texture: vessels and lung markings (grain below σn is kept)
-    a_f = a − κ·f·F                                  vessels fade (silhouette); the grain below σn stays
+    a_f = a − κ·√f·F                                 vessels fade (silhouette) ahead of the density; the grain stays
     towards a denser target t (soft tissue T):      a' = min(a_f + knee(f·max(t − B, 0), C − a_f), max(a, C))
     towards a darker target t (air, aerated lung):  a' = max(a_f + f·min(t − B, 0), min(a, floor))
 
+Vessels fade as √f, ahead of the density: once part of the air around them is replaced, their contrast is mostly
+gone (a faint opacity, f ≈ 0.2, keeps about 60 % of it: ground glass keeps vascular margins).
 knee(d, room) = room·(1 − exp(−d/room)) for d > 0 (≈ d for small d, never above the ceiling C: nothing brighter than
 the film's own dense soft tissue); κ = TEXTURE_FADE (vessels fade inside an opacity), κ_t = TEXTURE_FADE towards
 air (no lung markings in a pneumothorax), 0 towards aerated lung (resolution keeps the vessels). Targets come from
@@ -143,7 +145,7 @@ def render_opacity(a: np.ndarray, fraction: np.ndarray, target: np.ndarray, text
     texture = blur(a, sigmas["grain"]) - blur(a, sigmas["vessel"])
     strength = np.abs(fraction)
     up = fraction > 0
-    faded = a - strength * texture_fade * texture  # vessels fade first (silhouette), the grain stays
+    faded = a - np.sqrt(strength) * texture_fade * texture  # vessels fade first (silhouette), the grain stays
     step = strength * (target - background)
     brighter = faded + knee(np.maximum(step, 0.0), ceiling - faded)  # towards soft tissue: into the ceiling
     brighter = np.minimum(brighter, np.maximum(a, ceiling))  # never brighter than the prior and the ceiling

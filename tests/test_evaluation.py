@@ -206,7 +206,8 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     for label in ("full method", "GBCA off (s = 0)", "no injection", "points mirrored", "opposite direction",
                   "real follow-up"):
         assert label in printed
-    assert printed.count("PASS") + printed.count("FAIL") == 8
+    assert printed.count("PASS") + printed.count("FAIL") == 9  # no small finding with a change: no small-Dice check
+    assert "Shape Dice by finding type" in printed
     report = json.loads(out.read_text())
     assert report["n_cases"] == 3 and report["mask_dilation_px"] == 1
     model_rows = [r for r in report["rows"] if r["config"] != "data"]
@@ -223,7 +224,10 @@ def test_evaluate_cli_end_to_end(tiny_data, tmp_path, capsys):
     assert report["aggregates"]["full"]["lesion_fidelity"]["n"] == 2
     assert report["aggregates"]["full"]["unchanged_change"]["n"] == 1
     assert [c["metric"] for c in report["checks"]] == ["attn_iou", "lesion_fidelity", "psnr_out", "lesion_fidelity",
-                                                       "lesion_fidelity", "lesion_fidelity", "psnr_out", "change_tiling"]
+                                                       "lesion_fidelity", "lesion_fidelity", "psnr_out", "change_tiling",
+                                                       "shape_dice"]
+    assert set(report["shape_by_type"]["full"]) == {"consolidation", "nodule", "pneumothorax"}
+    assert report["shape_by_type"]["full"]["nodule"]["n"] == 0  # unchanged: no shape to score
 
 
 def test_fixed_strength_diagnostic_replaces_only_the_gbca_rows():

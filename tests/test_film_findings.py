@@ -219,3 +219,52 @@ def test_the_point_editor_draws_the_films_anatomy(rg1):
     assert value["overlay"]["anatomy"].startswith("data:image/png;base64,")
     noise = np.random.default_rng(0).random((300, 300)).astype(np.float32)
     assert anatomy_overlay(noise) == ""  # no chest found: nothing drawn
+
+
+def test_a_faint_opacity_keeps_its_vessels_and_a_dense_one_hides_them():
+    """Vessels fade as √f (opacity.py): ground glass (f ≈ 0.2) keeps most of its vessel contrast, a dense opacity
+    (f ≈ 0.9) little of it; the band-pass energy is measured as in the real-film checks."""
+    from legend_demo.opacity import TEXTURE_FADE, blur, render_opacity
+
+    rng = np.random.default_rng(0)
+    vessels = blur(rng.normal(0, 1, (256, 256)).astype(np.float32), 2.0)
+    a = (0.35 + 0.05 * vessels / vessels.std()).astype(np.float32)
+    sigmas = {"background": 12.0, "vessel": 4.0, "grain": 0.5}
+
+    def kept(f: float) -> float:
+        ones = np.ones_like(a)
+        after = render_opacity(a, f * ones, 0.8 * ones, TEXTURE_FADE * ones, 0.9, 0.05 * ones, sigmas)
+        band = lambda x: blur(x, sigmas["grain"]) - blur(x, sigmas["vessel"])  # noqa: E731
+        core = (slice(32, -32), slice(32, -32))
+        return float(np.abs(band(after)[core]).mean() / np.abs(band(a)[core]).mean())
+
+    assert 0.5 <= kept(0.2) <= 0.75  # ground glass keeps most of its vessels (a linear fade would keep > 0.8)
+    assert kept(0.9) <= 0.3 and kept(0.2) > kept(0.5) > kept(0.9)
+
+
+def test_a_nodule_reaches_full_density_at_the_change_the_engine_learnt_for_nodules(rg1):
+    """The same engine change means full density for a nodule (drawn at about half a consolidation's amplitude on the
+    synthetic pairs) and half density for an effusion (composite.FULL_DENSITY_CHANGE_BY_KIND)."""
+    from legend_demo.composite import CHANGE_FOR_FULL_DENSITY, full_density_change
+
+    change = full_density_change("nodule")
+    assert change < CHANGE_FOR_FULL_DENSITY and full_density_change("effusion") == CHANGE_FOR_FULL_DENSITY
+    film, _ = follow_up(rg1, "New 3 cm right upper lobe mass and large left pleural effusion.", amplitude=0.0,
+                        floor=change)
+    drawn = {f["finding"]["kind"]: f["drawn"] for f in film.params["findings"]}
+    assert "strength +1.00" in drawn["nodule"]
+    expected = change / CHANGE_FOR_FULL_DENSITY
+    assert f"strength +{expected:.2f}" in drawn["effusion"] or f"strength +{expected - 0.01:.2f}" in drawn["effusion"]
+
+
+@pytest.mark.parametrize("which", ["rg1", "synthetic"])
+def test_cardiomegaly_widens_the_heart_borders_without_a_bar_across_the_mediastinum(rg1, which):
+    """The heart mask's top is a cut through the mediastinum, not a border: nothing is drawn above it."""
+    prior = rg1 if which == "rg1" else load_image(SYNTHETIC[2])
+    film, _ = follow_up(prior, "Interval development of cardiomegaly.", amplitude=0.3)
+    before, after = attenuation(prior, film)
+    delta = np.abs(after - before)
+    anatomy = film_anatomy(prior)
+    heart_top = anatomy.to_film(0, float(np.flatnonzero((anatomy.heart > 0.5).any(axis=1))[0]))[1]
+    assert delta.sum() > 0
+    assert delta[: max(0, int(heart_top) - 2)].sum() <= 0.02 * delta.sum()

@@ -51,7 +51,7 @@ def test_shape_dice_on_hand_made_maps():
     spread[0:40, 0:40] = 0.2  # a region 4× the lesion
     assert shape_dice(spread, mask) == pytest.approx(2 * 400 / (1600 + 400))
     assert shape_dice(-exact, mask) == 1.0  # the sign does not matter, the support does
-    assert shape_dice(np.zeros((50, 50)), mask) is None and shape_dice(exact, np.zeros((50, 50), bool)) is None
+    assert shape_dice(np.zeros((50, 50)), mask) == 0.0 and shape_dice(exact, np.zeros((50, 50), bool)) is None
     with pytest.raises(ValueError, match="shape"):
         shape_dice(exact, mask[:10])
 
@@ -73,3 +73,72 @@ def test_no_lung_fields_means_approximate_points_above_the_estimated_diaphragm()
         assert p.y < dome and 100 < p.x < 1700
     assert any("approximate" in w and "confidence is lowered to 3" in w and "check and move them" in w
                for w in result.warnings)
+
+
+def test_shape_dice_counts_a_missing_change_as_zero_and_small_findings_on_their_own():
+    from legend_demo.evaluation.summary import by_type, method_checks, aggregate
+
+    mask = np.zeros((20, 20), bool)
+    mask[5:10, 5:10] = True
+    assert shape_dice(np.zeros((20, 20)), mask) == 0.0  # nothing drawn where a change was described
+
+    def row(case, kind, sign, dice, config="full"):
+        return {"case": case, "type": kind, "sign": sign, "config": config, "shape_dice": dice,
+                "lesion_fidelity": 0.05 if sign else None, "lesion_change": 0.05, "psnr_out": 40.0, "change_tiling": 1.0}
+
+    rows = [row("a", "nodule", 1, 0.2), row("b", "nodule", -1, 0.4), row("c", "consolidation", 1, 0.9),
+            row("d", "consolidation", 0, 0.0)]  # unchanged: not scored
+    table = by_type(rows, ["full"])["full"]
+    assert table["nodule"]["mean"] == pytest.approx(0.3) and table["consolidation"]["n"] == 1
+    checks = {c["criterion"]: c for c in method_checks(rows, aggregate(rows, ["full"]))}
+    overall = next(c for k, c in checks.items() if k.startswith("shape Dice ≥"))
+    small = next(c for k, c in checks.items() if k.startswith("shape Dice of small"))
+    assert overall["level"]["mean"] == pytest.approx(0.5) and overall["level"]["n"] == 3 and not overall["pass"]
+    assert small["level"]["mean"] == pytest.approx(0.3) and not small["pass"]
+
+
+def test_the_report_says_when_the_engine_drew_nothing_or_the_opposite_of_the_text():
+    from legend_demo.composite import FAINT_CHANGE, engine_agreement
+
+    new_opacity, = read_text("new right lower lobe consolidation")
+    new_air, = read_text("new right apical pneumothorax")
+    resolved, = read_text("right lower lobe consolidation has resolved")
+    assert engine_agreement(new_opacity, +0.05) == ""  # opacity for a new consolidation: as asked
+    assert "almost nothing" in engine_agreement(new_opacity, FAINT_CHANGE / 2)
+    assert "opposite" in engine_agreement(new_opacity, -0.05) and "asks for opacity" in engine_agreement(new_opacity, -0.05)
+    assert engine_agreement(new_air, -0.05) == ""  # a pneumothorax is a lucency
+    assert "asks for lucency" in engine_agreement(new_air, +0.05)
+    assert engine_agreement(resolved, -0.05) == "" and "opposite" in engine_agreement(resolved, +0.05)
+
+
+def test_a_finding_the_engine_did_not_draw_is_a_clinician_warning():
+    from legend_demo.composite import drawing_warnings
+    from legend_demo.ui.notices import clinical
+
+    params = {"findings": [{"read": "x", "what": "pneumothorax right apex",
+                            "engine_disagrees": "the engine drew the opposite of the described change here (mean "
+                                                "change +0.0113, the text asks for lucency); the film follows the engine"},
+                           {"read": "y"}]}
+    messages = drawing_warnings(params)
+    assert len(messages) == 1 and "pneumothorax right apex" in messages[0]
+    said = clinical(messages[0])
+    assert said.startswith("The model did not draw the pneumothorax right apex as described")
+    assert "opposite" in said and "+0.0113" not in said
+
+
+def test_a_point_outside_its_findings_compartment_is_said_to_draw_nothing():
+    from legend_demo import load_image
+    from legend_demo.composite import composite_change, drawing_warnings
+    from legend_demo.edit_region import EditRegion
+    from legend_demo.ui.notices import clinical
+
+    pydicom_data = pytest.importorskip("pydicom.data")
+    prior = load_image(pydicom_data.get_testdata_file("RG1_UNCI.dcm"))
+    view, frame = prior.framed(128)
+    in_liver = LesionPoint(x=450, y=2300, label="effusion, new (right)", confidence=5)  # far below the right dome
+    film = composite_change(prior, view, np.clip(view + 0.2, 0, 1).astype(np.float32), frame, [in_liver], 0.10,
+                            EditRegion(), 4.0, "New right pleural effusion.")
+    assert np.array_equal(film.stored, prior.stored)
+    message, = drawing_warnings(film.params)
+    said = clinical(message)
+    assert said.startswith("Nothing was drawn for the effusion") and "Move the point" in said

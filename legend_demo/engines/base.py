@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..composite import Film, composite_change, model_view_film
+from ..composite import Film, composite_change, drawing_warnings, model_view_film
 from ..errors import GenerationCancelled, GenerationError  # noqa: F401 - GenerationCancelled: engines' public name
 from ..geometry import SquareFrame
 from ..grounding.orientation import check_frontal_chest
@@ -134,7 +134,7 @@ class Engine(ABC):
         result.timings_s["film"] = round(time.perf_counter() - t0, 4)
         result.timings_s["total"] = round(time.perf_counter() - started, 4)
         result.provenance.output = result.film.params
-        result.provenance.warnings = warnings
+        result.provenance.warnings = warnings + drawing_warnings(result.film.params)
         return result
 
     def text_unread(self, text: str) -> str:

@@ -20,7 +20,7 @@ from ..sharding import Shard, gather, merge_indexed
 from .case_metrics import dilation_radius, film_quality, result_metrics, tiling_ratio
 from .cases import EvalCase, load_cases
 from .probes import mirrored_points, opposite_text
-from .summary import aggregate, check_lines, gbca_checks, markdown_table, method_checks
+from .summary import aggregate, by_type, check_lines, gbca_checks, markdown_table, method_checks, type_table
 
 
 @dataclass(frozen=True)
@@ -141,13 +141,16 @@ def evaluate(engine: Engine, data_dir: str | Path, split: str = "test", limit: i
     aggregates = aggregate(rows, configs)
     checks = gbca_checks(rows, "full", "gbca_off") + method_checks(rows, aggregates)
     labels = {c.key: c.label for c in shown}
+    shapes = by_type(rows, [configs[0], DATA_ROW.key])
+    table = (markdown_table(aggregates, labels) + "\n\nShape Dice by finding type (cases with a described change; "
+             "mean ± 95 % CI (n)):\n\n" + type_table(shapes, labels))
     return {"data": str(data_dir), "split": split, "n_cases": len(cases), "engine": engine.name,
             "checkpoint": engine.checkpoint, "steps": steps or engine.default_steps, "seed": seed,
             "keep_blend": keep_blend,
             "model_side": engine.model_side, "mask_dilation_px": dilation_radius(engine.model_side),
             "configurations": [vars(c) for c in shown], "rows": rows,
             "aggregates": aggregates, "checks": checks,
-            "table": markdown_table(aggregates, labels), "check_lines": check_lines(checks),
+            "shape_by_type": shapes, "table": table, "check_lines": check_lines(checks),
             **_thesis_and_processes(parts, shard, thesis, labels)}
 
 

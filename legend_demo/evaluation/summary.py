@@ -6,6 +6,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from .shape_score import SMALL_TYPES
+
 METRICS = ("recon_psnr", "psnr_out", "ssim_out", "lesion_fidelity", "row_fidelity", "unchanged_change", "tiling",
            "change_tiling", "attn_iou", "cbi", "ear", "shape_dice")
 HEADERS = {"recon_psnr": "src recon PSNR (dB)↑", "psnr_out": "PSNR out (dB)↑", "ssim_out": "SSIM out↑",
@@ -18,6 +20,9 @@ MAX_PSNR_LOSS_DB = 1.0
 MIN_LESION_FIDELITY = 0.045  # issue 10: half the real follow-ups' 0.090
 MIN_PSNR_OUT_DB = 30.0
 MAX_TILING = 1.15  # real renders: 0.98–1.13
+MIN_SHAPE_DICE = 0.6  # issue 19: the change's support vs the true mask
+MIN_SMALL_SHAPE_DICE = 0.4  # … for small findings (shape_score.SMALL_TYPES)
+CHANGED_ONLY = ("lesion_fidelity", "row_fidelity", "shape_dice")  # scored on cases with a described change
 
 
 def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
@@ -34,7 +39,7 @@ def mean_ci(values: list[float | None]) -> dict[str, float | int | None]:
 def _metric_values(rows: list[dict], metric: str) -> list[float | None]:
     if metric == "unchanged_change":
         return [r["lesion_change"] for r in rows if r["sign"] == 0]
-    if metric in ("lesion_fidelity", "row_fidelity"):
+    if metric in CHANGED_ONLY:
         return [r.get(metric) for r in rows if r["sign"] != 0]
     return [r.get(metric) for r in rows]
 
@@ -56,7 +61,7 @@ def paired_difference(rows: list[dict], metric: str, better: str, worse: str) ->
 
 def _rows_with(rows: list[dict], metric: str) -> list[dict]:
     rows = [r for r in rows if r.get(metric) is not None]
-    return [r for r in rows if r["sign"] != 0] if metric in ("lesion_fidelity", "row_fidelity") else rows
+    return [r for r in rows if r["sign"] != 0] if metric in CHANGED_ONLY else rows
 
 
 def method_checks(rows: list[dict], aggregates: dict[str, dict[str, dict]]) -> list[dict]:
@@ -71,10 +76,33 @@ def method_checks(rows: list[dict], aggregates: dict[str, dict[str, dict]]) -> l
         ("lesion_fidelity", f"lesion fidelity ≥ {MIN_LESION_FIDELITY:g}", MIN_LESION_FIDELITY, True),
         ("psnr_out", f"PSNR outside the dilated mask ≥ {MIN_PSNR_OUT_DB:g} dB", MIN_PSNR_OUT_DB, True),
         ("change_tiling", f"no token blocks in the composited change: tiling ≤ {MAX_TILING:g}", MAX_TILING, False),
+        ("shape_dice", f"shape Dice ≥ {MIN_SHAPE_DICE:g}", MIN_SHAPE_DICE, True),
     ):
         stat = full.get(metric, {"mean": None, "ci95": None, "n": 0})
         checks.append(_level_check(label, metric, threshold, stat, above))
+    small = mean_ci([r.get("shape_dice") for r in rows
+                     if r["config"] == "full" and r["sign"] != 0 and r["type"] in SMALL_TYPES])
+    if small["n"]:
+        checks.append(_level_check(f"shape Dice of small findings ({', '.join(SMALL_TYPES)}) ≥ {MIN_SMALL_SHAPE_DICE:g}",
+                                   "shape_dice", MIN_SMALL_SHAPE_DICE, small, True))
     return checks
+
+
+def by_type(rows: list[dict], configs: list[str], metric: str = "shape_dice") -> dict[str, dict[str, dict]]:
+    """{config: {finding type: {mean, ci95, n}}} of `metric` over the cases with a described change."""
+    types = sorted({r["type"] for r in rows})
+    return {c: {t: mean_ci([r.get(metric) for r in rows if r["config"] == c and r["type"] == t and r["sign"] != 0])
+                for t in types} for c in configs}
+
+
+def type_table(table: dict[str, dict[str, dict]], labels: dict[str, str], metric: str = "shape_dice") -> str:
+    """One row per configuration, one column per finding type: mean ± 95 % CI (n)."""
+    types = sorted({t for per in table.values() for t in per})
+    lines = ["| configuration | " + " | ".join(types) + " |", "|---|" + "---|" * len(types)]
+    for config, per in table.items():
+        cells = [f"{_cell(per[t], metric)} ({per[t]['n']})" if per[t]["n"] else "—" for t in types]
+        lines.append(f"| {labels.get(config, config)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _check(label: str, metric: str, threshold: float, diff: dict, better: str, worse: str) -> dict:

@@ -172,6 +172,19 @@ def _md(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]<>#|])", r"\\\1", text)
 
 
+@_rule(r"^the engine did not draw the (?P<what>.*?) as described: its point lies outside where this finding can be")
+def _outside_compartment(m) -> str:
+    return (f"Nothing was drawn for the {m['what']}: its point lies outside where that finding can be (for example "
+            f"below the diaphragm or outside the lung). Move the point.")
+
+
+@_rule(r"^the engine did not draw the (?P<what>.*?) as described: the engine drew (?P<how>almost nothing|the opposite)")
+def _not_drawn(m) -> str:
+    drew = "almost nothing" if m["how"] == "almost nothing" else "the opposite change"
+    return (f"The model did not draw the {m['what']} as described (it drew {drew} there), so the follow-up may not "
+            f"show it. Try another seed or a higher bias strength, move the point, or use another engine.")
+
+
 def _short(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
