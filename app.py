@@ -77,7 +77,7 @@ def serve_study(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from legend_demo import logs
+    from legend_demo.core import logs
 
     try:
         logs.configure()

@@ -187,7 +187,7 @@ def gpu_section(args) -> None:
         return
     from legend_demo.engines.ar import LeGendAREngine
     from legend_demo.engines.base import GenerationRequest
-    from legend_demo.points import LesionPoint
+    from legend_demo.core.points import LesionPoint
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 os.environ.setdefault("LEGEND_ENABLE_TEST_ENGINE", "1")
 
 from legend_demo.engines.base import GenerationRequest  # noqa: E402
-from legend_demo.points import LesionPoint  # noqa: E402
+from legend_demo.core.points import LesionPoint  # noqa: E402
 
 GOAL_GBCA_RATIO = 1.10
 PROGRESSION = "the left lower lobe opacity has grown and a small effusion has appeared"

@@ -28,7 +28,7 @@ def write_dicom(path: Path) -> Path:
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
     from legend_demo.ui.examples import shipped_examples
 
     pixels = (load_image(shipped_examples()[0].path).array * 4095).astype(np.uint16)
@@ -58,7 +58,7 @@ def main() -> None:
     from legend_demo.engines import embedded
     from legend_demo.engines.base import GenerationRequest
     from legend_demo.grounding import predict_points
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
     from legend_demo.ui.examples import shipped_examples
 
     ok, reason = embedded.availability()

@@ -58,9 +58,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from legend_demo.engines import embedded
     from legend_demo.engines.base import GenerationRequest, make_film
-    from legend_demo.export import save_film_dicom, save_film_png
-    from legend_demo.image_io import load_image
-    from legend_demo.points import LesionPoint
+    from legend_demo.core.export import save_film_dicom, save_film_png
+    from legend_demo.core.image_io import load_image
+    from legend_demo.core.points import LesionPoint
 
     engine = embedded.load()
     with tempfile.TemporaryDirectory() as tmp:

@@ -54,7 +54,7 @@ def films(names: list[str]):
     from pydicom.data import get_testdata_file
 
     from legend_demo.grounding.landmark_check import RG1_CHEST_WALL, RG1_DIAPHRAGM, RG1_LANDMARKS, rg1_exports
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     exports = dict(zip(FILMS[1:], rg1_exports()))
     out = []
@@ -94,7 +94,7 @@ def engine_rows(engine, prior, text: str, points, steps, cache: Path | None):
 def measure(prior, film, landmarks, lines, kind: str) -> dict:
     """Every real-film check of one rendered follow-up."""
     from legend_demo.evaluation import film_checks as fc
-    from legend_demo.intensity import AttenuationScale
+    from legend_demo.core.intensity import AttenuationScale
 
     scale = AttenuationScale.of(prior.intensity_map())
     before = scale.to_attenuation(prior.stored if prior.stored is not None else prior.array)
@@ -143,10 +143,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from legend_demo.composite import composite_change
-    from legend_demo.edit_region import EditRegion
+    from legend_demo.method.composite import composite_change
+    from legend_demo.method.edit_region import EditRegion
     from legend_demo.engines.registry import load_engine
-    from legend_demo.export import save_film_dicom, save_film_png
+    from legend_demo.core.export import save_film_dicom, save_film_png
     from legend_demo.grounding import ground
 
     engine = None if args.saved else load_engine(args.engine)
@@ -203,7 +203,7 @@ def saved_film(prior, folder: Path, film_name: str, case: str):
     """A follow-up an earlier run saved (its label band cut off) as a Film-like object, or None."""
     from types import SimpleNamespace
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     found = sorted(folder.glob(picture_stem(film_name, case) + ".*"))
     if not found:

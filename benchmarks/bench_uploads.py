@@ -39,7 +39,7 @@ def write_films(folder: Path, count: int) -> list[Path]:
     from PIL import Image
     from pydicom.data import get_testdata_file
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     array = load_image(get_testdata_file("RG1_UNCI.dcm")).array
     small = np.round(cv2.resize(array, (array.shape[1] // 4, array.shape[0] // 4), interpolation=cv2.INTER_AREA) * 255)

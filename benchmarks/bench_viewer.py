@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from legend_demo.image_io import load_image  # noqa: E402
+from legend_demo.core.image_io import load_image  # noqa: E402
 from legend_demo.ui.point_editor import png_data_url  # noqa: E402
 from legend_demo.ui.viewer import display_film, film_payload, window_presets  # noqa: E402
 

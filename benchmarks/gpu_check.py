@@ -421,7 +421,7 @@ def count_linear4bit(model, under: str = "") -> int:
 # ----------------------------------------------------------------------------------------------- inputs
 def film_and_points(size: tuple[int, int]):
     """A synthetic frontal chest film (W×H) in [0, 1] and two lesion points in its pixels."""
-    from legend_demo.points import LesionPoint
+    from legend_demo.core.points import LesionPoint
     from legend_demo.synth.drawing import draw_chest
 
     width, height = size
@@ -501,7 +501,7 @@ def flux_components(sizes: Sizes, device: str, dtype, shallow: bool = False) -> 
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from legend_demo.tiny import tiny_tokenizer
+    from legend_demo.core.tiny import tiny_tokenizer
 
     tok_clip, tok_t5 = tiny_tokenizer(77), tiny_tokenizer(sizes.t5_tokens)  # offline stand-ins; lengths are FLUX's
     transformer_cfg, t5_cfg = copy.deepcopy(sizes.flux_transformer), copy.deepcopy(sizes.t5)
@@ -583,9 +583,9 @@ def flux_invariants(pipe, engine, side: int, vital: tuple[int, ...], tolerance: 
     """The tests' invariants at this size: zero bias = stock, injection with equal rows = source, bias is live."""
     import torch
 
-    from legend_demo.points import LesionPoint
-    from legend_demo.prior import gaussian_prior
-    from legend_demo.processors import GBCAState, gbca_installed
+    from legend_demo.core.points import LesionPoint
+    from legend_demo.method.prior import gaussian_prior
+    from legend_demo.method.processors import GBCAState, gbca_installed
 
     transformer, codec = pipe.transformer, engine.editor.codec
     device, dtype = engine.editor.device, engine.editor.dtype
@@ -624,9 +624,9 @@ def flux_forwards(pipe, engine, side: int, vital: tuple[int, ...], repeats: int)
     """Seconds of one transformer forward on a [source; edit] batch: diffusers' processors vs GBCA, interleaved."""
     import torch
 
-    from legend_demo.points import LesionPoint
-    from legend_demo.prior import gaussian_prior
-    from legend_demo.processors import GBCAState, gbca_installed
+    from legend_demo.core.points import LesionPoint
+    from legend_demo.method.prior import gaussian_prior
+    from legend_demo.method.processors import GBCAState, gbca_installed
 
     transformer, codec = pipe.transformer, engine.editor.codec
     grid = codec.token_grid(side)

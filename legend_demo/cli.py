@@ -9,8 +9,8 @@ import argparse
 import importlib
 import sys
 
-from . import logs
-from .errors import EngineUnavailableError, GenerationError, ImageInputError
+from .core import logs
+from .core.errors import EngineUnavailableError, GenerationError, ImageInputError
 
 COMMAND_MODULES = (
     "legend_demo.commands.generate",

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from legend_demo.points import LesionPoint
+from legend_demo.core.points import LesionPoint
 from legend_demo.ui.config import AppConfig
 
 pytestmark = pytest.mark.slow  # builds the whole Gradio page: the slow tier (python -m pytest -m slow)
@@ -92,7 +92,7 @@ def test_editor_points_are_in_original_pixels_and_outside_ones_are_refused():
 
 
 def test_upload_checks_type_and_size_before_decoding(tmp_path):
-    from legend_demo.errors import ImageInputError
+    from legend_demo.core.errors import ImageInputError
     from legend_demo.ui.uploads import load_upload
 
     config = AppConfig(max_upload_mb=0.001)
@@ -109,8 +109,8 @@ def test_upload_checks_type_and_size_before_decoding(tmp_path):
 
 
 def test_config_flags_win_over_environment(tmp_path, monkeypatch):
-    from legend_demo import settings
-    from legend_demo.checkpoints import checkpoint_path
+    from legend_demo.core import settings
+    from legend_demo.core.checkpoints import checkpoint_path
 
     for name, value in {"LEGEND_CHECKPOINTS": "/env/ckpt", "LEGEND_ENGINE": "embedded",
                         "LEGEND_FLUX_PATH": "/models/flux"}.items():
@@ -132,7 +132,7 @@ def test_config_flags_win_over_environment(tmp_path, monkeypatch):
 
 
 def test_api_points_accept_list_dict_or_json_text():
-    from legend_demo.points import points_json as parse_points
+    from legend_demo.core.points import points_json as parse_points
 
     assert parse_points(None) is None and parse_points("  ") is None
     assert parse_points('[{"x": 1, "y": 2}]') == [{"x": 1, "y": 2}]
@@ -144,7 +144,7 @@ def test_api_points_accept_list_dict_or_json_text():
 def test_errors_become_messages_not_tracebacks():
     import gradio as gr
 
-    from legend_demo.errors import ImageInputError
+    from legend_demo.core.errors import ImageInputError
     from legend_demo.ui.errors import friendly
 
     @friendly
@@ -172,7 +172,7 @@ def test_k_samples_give_each_followup_their_mean_and_a_std_map():
     from legend_demo.ui.generation import GenerationBundle
     from legend_demo.ui.result_tabs import sample_gallery
 
-    from legend_demo.composite import Film
+    from legend_demo.method.composite import Film
 
     class Fake:  # a result whose follow-up film is flat at `value`
         def __init__(self, value):
@@ -198,7 +198,7 @@ def test_create_demo_never_embeds_a_reader_study(tmp_path):
 def test_shipped_examples_are_synthetic_test_split_renders():
     import json
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
     from legend_demo.ui.examples import SHIPPED, shipped_examples
 
     manifest = json.loads((SHIPPED / "examples.json").read_text())
@@ -214,7 +214,7 @@ def test_k_seeds_really_differ_and_the_gbca_off_twin_shares_the_first_seed(tiny_
     from dataclasses import replace
 
     from legend_demo.engines.base import GenerationRequest
-    from legend_demo.points import LesionPoint
+    from legend_demo.core.points import LesionPoint
     from legend_demo.ui import generation
 
     monkeypatch.setattr(generation, "load_engine", lambda name=None: tiny_engine)

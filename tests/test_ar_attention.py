@@ -6,12 +6,12 @@ import torch
 from transformers.models.emu3.modeling_emu3 import apply_rotary_pos_emb
 
 from legend_demo.ar.attention import GBCA_ATTENTION, ARGBCAState, gbca_attention
-from legend_demo.layer_spec import check_layers
+from legend_demo.method.layer_spec import check_layers
 from legend_demo.ar.backbone import ARBackbone
 from legend_demo.ar.profiling import layer_attention, teacher_forcing_attention
 from legend_demo.ar.sequence import build_prefix, key_prior, make_batch, teacher_forcing_row
 from legend_demo.ar.tiny import TINY_AR_SIDE, tiny_emu3
-from legend_demo.strength import StrengthMLP
+from legend_demo.method.strength import StrengthMLP
 
 GRID = (8, 8)
 

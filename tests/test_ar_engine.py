@@ -12,8 +12,8 @@ from legend_demo.ar.tiny import TINY_AR_SIDE, save_tiny_emu3, tiny_emu3, write_t
 from legend_demo.engines import registry
 from legend_demo.engines.ar import LeGendAREngine, bnb_config, default_gbca_layers
 from legend_demo.engines.base import GenerationRequest
-from legend_demo.errors import EngineUnavailableError
-from legend_demo.points import LesionPoint
+from legend_demo.core.errors import EngineUnavailableError
+from legend_demo.core.points import LesionPoint
 from legend_demo.training.data import load_pairs
 
 pytestmark = pytest.mark.slow  # loads and runs the AR engine: the slow tier (python -m pytest -m slow)
@@ -67,7 +67,7 @@ def test_same_seed_same_follow_up(engine, film):
 
 
 def _no_keep():
-    from legend_demo.edit_region import EditRegion
+    from legend_demo.method.edit_region import EditRegion
 
     return EditRegion(keep_blend=False)
 
@@ -190,7 +190,7 @@ def test_free_vram_check_refuses_with_the_numbers(monkeypatch):
 
 def test_out_of_memory_while_sampling_becomes_a_generation_error(engine, film, monkeypatch):
     from legend_demo.engines import ar
-    from legend_demo.errors import GenerationError
+    from legend_demo.core.errors import GenerationError
 
     def oom(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

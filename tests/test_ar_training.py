@@ -11,7 +11,7 @@ from legend_demo.ar.lora import add_lora, load_lora, save_lora
 from legend_demo.ar.tiny import TINY_AR_SIDE, save_tiny_emu3, tiny_emu3, write_tiny_pairs
 from legend_demo.cli import main
 from legend_demo.engines.ar import LeGendAREngine
-from legend_demo.strength import StrengthMLP
+from legend_demo.method.strength import StrengthMLP
 from legend_demo.training.ar import (
     ARTrainOptions, ar_optimizer, encode_pairs, lora_schedule, train_ar, x_b_loss, x_b_targets,
 )

@@ -17,9 +17,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from legend_demo import ImageInputError, LesionPoint, load_image
-from legend_demo.composite import composite_change, film_sigma_px, model_view_film
-from legend_demo.edit_region import OUTER, EditRegion, region_weights, token_weights
-from legend_demo.export import save_film_dicom, save_film_png
+from legend_demo.method.composite import composite_change, film_sigma_px, model_view_film
+from legend_demo.method.edit_region import OUTER, EditRegion, region_weights, token_weights
+from legend_demo.core.export import save_film_dicom, save_film_png
 
 ENGINE, CHECKPOINT = "test-engine", "test-checkpoint"
 
@@ -83,7 +83,7 @@ def test_outside_the_edit_region_the_composite_is_the_prior_bit_for_bit(source, 
 
 
 def test_inside_the_region_the_change_is_rendered_as_an_opacity_where_the_engine_drew_it():
-    """Issue 19 replaced "prior + resampled change" by the opacity model (legend_demo/opacity.py): the change is
+    """Issue 19 replaced "prior + resampled change" by the opacity model (legend_demo/method/opacity.py): the change is
     brighter where the engine drew it, peaks at the point, never overshoots the film's dense tissue, and is zero
     where the engine drew nothing."""
     prior = load_image(png16(320, 240))
@@ -180,7 +180,7 @@ def test_a_stripe_is_refused_before_it_is_decoded():
 
 def test_framing_a_long_film_never_builds_the_square_canvas():
     film = np.random.default_rng(0).random((2000, 7900)).astype(np.float32)  # 63 MB; its square would be 250 MB
-    from legend_demo.geometry import SquareFrame
+    from legend_demo.core.geometry import SquareFrame
 
     frame = SquareFrame.fit((7900, 2000), 128, "pad")
     tracemalloc.start()

@@ -53,7 +53,7 @@ def test_engine_runs_gbca_on_an_untrained_copy(tmp_path, monkeypatch):
 def test_engine_is_unavailable_without_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("LEGEND_EMBEDDED_PATH", str(tmp_path / "nothing"))
     from legend_demo.engines import embedded
-    from legend_demo.errors import EngineUnavailableError
+    from legend_demo.core.errors import EngineUnavailableError
 
     ok, reason = embedded.availability()
     assert not ok and "no embedded model weights" in reason
@@ -85,7 +85,7 @@ def test_reference_conditioned_model_round_trips_with_its_head(tmp_path):
 
 
 def test_keep_region_blending_keeps_the_edit_row_equal_to_the_source_outside_w(tmp_path, monkeypatch):
-    from legend_demo.edit_region import EditRegion
+    from legend_demo.method.edit_region import EditRegion
     from legend_demo.engines.base import GenerationRequest
 
     _, engine = _load_small(tmp_path, monkeypatch, REFERENCE)
@@ -97,7 +97,7 @@ def test_keep_region_blending_keeps_the_edit_row_equal_to_the_source_outside_w(t
     weights = result.provenance.parameters
     assert weights["keep_region_blending"] and weights["start"] == "noise" and weights["reference_conditioned"]
     grid = engine.token_grid
-    from legend_demo.edit_region import token_weights
+    from legend_demo.method.edit_region import token_weights
 
     w = token_weights(result.frame.points_to_model(request.points), 32, grid, 0.1, 1.0)
     outside = np.kron(w == 0, np.ones((4, 4), bool))  # 4-px tokens at side 32 (space-to-depth 2, 2×2 packing)

@@ -9,7 +9,7 @@ import pytest
 from pydicom import data as pydicom_data
 
 import legend_demo as ld
-from legend_demo.points import LesionPoint
+from legend_demo.core.points import LesionPoint
 from legend_demo.synth.drawing import draw_chest
 
 RG1 = pydicom_data.get_testdata_file("RG1_UNCI.dcm")

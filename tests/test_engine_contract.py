@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 import torch
 
-from legend_demo.edit_region import EditRegion, token_weights
+from legend_demo.method.edit_region import EditRegion, token_weights
 from legend_demo.engines.base import Engine, GenerationCancelled, GenerationRequest, GenerationResult
-from legend_demo.points import LesionPoint
-from legend_demo.sampling import denoise, flux_sigmas, invert
+from legend_demo.core.points import LesionPoint
+from legend_demo.method.sampling import denoise, flux_sigmas, invert
 
 PROVENANCE_KEYS = {"created_utc", "synthetic", "engine", "checkpoint", "checkpoint_fingerprints", "load", "packages",
                    "parameters", "warnings"}
@@ -302,7 +302,7 @@ def test_equal_prompts_full_injection_and_no_bias_give_the_source(dual_path_case
 def test_a_lateral_film_is_refused_at_the_engine_boundary(case):
     """Orientation is data (DESIGN): whoever calls Engine.generate, a lateral view gets no follow-up."""
     from legend_demo.grounding.orientation import LateralViewError
-    from legend_demo.image_io import LoadedImage
+    from legend_demo.core.image_io import LoadedImage
 
     lateral = LoadedImage(array=chest(), original_size=(72, 80), source_format="dicom", bit_depth=12,
                           dicom_info={"ViewPosition": "LL", "PatientOrientation": "A\\F"})

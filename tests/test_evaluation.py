@@ -15,7 +15,7 @@ from legend_demo.evaluation.cases import load_cases
 from legend_demo.evaluation.direction import expected_sign
 from legend_demo.evaluation.image_metrics import K1, psnr, ssim
 from legend_demo.evaluation.summary import mean_ci
-from legend_demo.geometry import SquareFrame
+from legend_demo.core.geometry import SquareFrame
 
 SIDE = 64
 
@@ -271,7 +271,7 @@ def test_tiling_ratio_sees_token_blocks_and_not_smooth_images():
 
 def test_probes_mirror_points_and_reverse_the_direction():
     from legend_demo.evaluation.probes import mirrored_points, opposite_text
-    from legend_demo.points import LesionPoint
+    from legend_demo.core.points import LesionPoint
 
     assert mirrored_points([LesionPoint(10, 5)], 64)[0].x == 54
     assert mirrored_points([LesionPoint(0, 5)], 64)[0].x < 64  # stays inside the image

@@ -11,7 +11,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from legend_demo import load_image, save_synthetic_dicom, save_synthetic_png
-from legend_demo.export import SYNTHETIC_LABEL, label_lines, with_label_band
+from legend_demo.core.export import SYNTHETIC_LABEL, label_lines, with_label_band
 
 ENGINE, CHECKPOINT = "lite", "lite-v1.safetensors"
 SOURCE_IDENTIFIERS = ("Doe^Jane", "Doe", "MRN-7391-XQ", "ACC-55512", "St Elsewhere", "19610203", "20240517")

@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from legend_demo import load_image
-from legend_demo.composite import composite_change
-from legend_demo.edit_region import EditRegion
+from legend_demo.method.composite import composite_change
+from legend_demo.method.edit_region import EditRegion
 from legend_demo.evaluation import film_checks as fc
 from legend_demo.grounding import ground
-from legend_demo.grounding.film_anatomy import film_anatomy
+from legend_demo.method.film_anatomy import film_anatomy
 from legend_demo.grounding.landmark_check import RG1_CHEST_WALL, RG1_DIAPHRAGM, RG1_LANDMARKS, rg1_exports
-from legend_demo.intensity import AttenuationScale
+from legend_demo.core.intensity import AttenuationScale
 
 pydicom_data = pytest.importorskip("pydicom.data")
 RG1 = pydicom_data.get_testdata_file("RG1_UNCI.dcm")
@@ -205,7 +205,7 @@ def test_a_pneumothorax_is_lucent_along_the_apicolateral_rim(rg1):
 
 
 def test_model_view_output_stays_raw(rg1):
-    from legend_demo.composite import model_view_film
+    from legend_demo.method.composite import model_view_film
 
     view, frame = rg1.framed(128)
     film = model_view_film(rg1, np.clip(view + 0.2, 0, 1), frame)
@@ -224,7 +224,7 @@ def test_the_point_editor_draws_the_films_anatomy(rg1):
 def test_a_faint_opacity_keeps_its_vessels_and_a_dense_one_hides_them():
     """Vessels fade as √f (opacity.py): ground glass (f ≈ 0.2) keeps most of its vessel contrast, a dense opacity
     (f ≈ 0.9) little of it; the band-pass energy is measured as in the real-film checks."""
-    from legend_demo.opacity import TEXTURE_FADE, blur, render_opacity
+    from legend_demo.method.opacity import TEXTURE_FADE, blur, render_opacity
 
     rng = np.random.default_rng(0)
     vessels = blur(rng.normal(0, 1, (256, 256)).astype(np.float32), 2.0)
@@ -245,7 +245,7 @@ def test_a_faint_opacity_keeps_its_vessels_and_a_dense_one_hides_them():
 def test_a_nodule_reaches_full_density_at_the_change_the_engine_learnt_for_nodules(rg1):
     """The same engine change means full density for a nodule (drawn at about half a consolidation's amplitude on the
     synthetic pairs) and half density for an effusion (composite.FULL_DENSITY_CHANGE_BY_KIND)."""
-    from legend_demo.composite import CHANGE_FOR_FULL_DENSITY, full_density_change
+    from legend_demo.method.composite import CHANGE_FOR_FULL_DENSITY, full_density_change
 
     change = full_density_change("nodule")
     assert change < CHANGE_FOR_FULL_DENSITY and full_density_change("effusion") == CHANGE_FOR_FULL_DENSITY

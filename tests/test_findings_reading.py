@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from legend_demo.evaluation.shape_score import shape_dice
-from legend_demo.findings import finding_of, read_label, read_text
-from legend_demo.points import LesionPoint
+from legend_demo.method.findings import finding_of, read_label, read_text
+from legend_demo.core.points import LesionPoint
 
 
 @pytest.mark.parametrize("label, kind, side, level, size", [
@@ -98,7 +98,7 @@ def test_shape_dice_counts_a_missing_change_as_zero_and_small_findings_on_their_
 
 
 def test_the_report_says_when_the_engine_drew_nothing_or_the_opposite_of_the_text():
-    from legend_demo.composite import FAINT_CHANGE, engine_agreement
+    from legend_demo.method.composite import FAINT_CHANGE, engine_agreement
 
     new_opacity, = read_text("new right lower lobe consolidation")
     new_air, = read_text("new right apical pneumothorax")
@@ -112,7 +112,7 @@ def test_the_report_says_when_the_engine_drew_nothing_or_the_opposite_of_the_tex
 
 
 def test_a_finding_the_engine_did_not_draw_is_a_clinician_warning():
-    from legend_demo.composite import drawing_warnings
+    from legend_demo.method.composite import drawing_warnings
     from legend_demo.ui.notices import clinical
 
     params = {"findings": [{"read": "x", "what": "pneumothorax right apex",
@@ -128,8 +128,8 @@ def test_a_finding_the_engine_did_not_draw_is_a_clinician_warning():
 
 def test_a_point_outside_its_findings_compartment_is_said_to_draw_nothing():
     from legend_demo import load_image
-    from legend_demo.composite import composite_change, drawing_warnings
-    from legend_demo.edit_region import EditRegion
+    from legend_demo.method.composite import composite_change, drawing_warnings
+    from legend_demo.method.edit_region import EditRegion
     from legend_demo.ui.notices import clinical
 
     pydicom_data = pytest.importorskip("pydicom.data")

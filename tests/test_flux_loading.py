@@ -5,9 +5,9 @@ import torch
 
 from legend_demo.engines.base import GenerationRequest
 from legend_demo.engines.flux import LeGendDiffusionEngine, quantization_config
-from legend_demo.errors import EngineUnavailableError
-from legend_demo.strength import StrengthMLP
-from legend_demo.tiny import TINY_SIDE, tiny_flux_pipeline
+from legend_demo.core.errors import EngineUnavailableError
+from legend_demo.method.strength import StrengthMLP
+from legend_demo.core.tiny import TINY_SIDE, tiny_flux_pipeline
 
 pytestmark = pytest.mark.slow  # saves and loads pipelines: the slow tier (python -m pytest -m slow)
 

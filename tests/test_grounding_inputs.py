@@ -11,7 +11,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from legend_demo.errors import ImageInputError
+from legend_demo.core.errors import ImageInputError
 from legend_demo.grounding import ground
 from legend_demo.synth.drawing import draw_chest
 

@@ -13,7 +13,7 @@ from legend_demo.grounding.postprocess import merge_close
 from legend_demo.grounding.prompt import MAX_DESCRIPTION_CHARS
 from legend_demo.synth.drawing import draw_chest
 from legend_demo.grounding.vlm import VlmUnavailableError, forget_models
-from legend_demo.points import LesionPoint
+from legend_demo.core.points import LesionPoint
 
 LONG = "Interval increase in right lower lobe consolidation. " * 800  # ≈ 42,000 characters (the issue's case)
 CHEST = draw_chest(320, 384)[0]
@@ -102,7 +102,7 @@ def test_vlm_without_weights_fails_at_once_and_downloads_nothing(monkeypatch, tm
 
 def test_vlm_weights_are_found_under_the_apps_checkpoints_root(monkeypatch, tmp_path):
     """One resolver: `app.py --checkpoints DIR` (a settings override) is where the VLM grounder looks too."""
-    from legend_demo import settings
+    from legend_demo.core import settings
     from legend_demo.grounding.vlm import default_source, vlm_unavailable_reason
 
     monkeypatch.delenv("LEGEND_QWEN_PATH", raising=False)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from legend_demo.grounding import LateralViewError, check_frontal_chest, ground, patient_sides
 from legend_demo.grounding.orientation import NOT_A_CHEST, read_orientation
-from legend_demo.image_io import load_image
+from legend_demo.core.image_io import load_image
 
 pydicom_data = pytest.importorskip("pydicom.data")
 RG1 = pydicom_data.get_testdata_file("RG1_UNCI.dcm")  # PA chest CR, PatientOrientation L\F

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from legend_demo.grounding.postprocess import finish, keep_confident, merge_close, rescale, to_pixels
-from legend_demo.points import LesionPoint
+from legend_demo.core.points import LesionPoint
 
 SIZE = (1000, 500)  # δ = 0.03 · 500 = 15 px
 

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from legend_demo import ImageInputError, LoadedImage, SquareFrame, load_image
-from legend_demo.image_io import MAX_PIXELS, MIN_SIDE, _array_from_pillow
+from legend_demo.core.image_io import MAX_PIXELS, MIN_SIDE, _array_from_pillow
 
 DX_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"

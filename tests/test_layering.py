@@ -15,22 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "legend_demo"
 
 # Lowest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core: infrastructure", (
-        "legend_demo", "legend_demo.errors", "legend_demo.settings", "legend_demo.logs", "legend_demo.checkpoints",
-        "legend_demo.sharding", "legend_demo.layer_spec", "legend_demo.limits", "legend_demo.points",
-        "legend_demo.intensity", "legend_demo.geometry", "legend_demo.image_io", "legend_demo.export",
-        "legend_demo.overlay", "legend_demo.tiny", "legend_demo.availability",
-    )),
-    ("anatomy: the film's anatomy and the words that name it", (
+    ("core: infrastructure (legend_demo/core/)", ("legend_demo", "legend_demo.core")),
+    ("anatomy: the film's lung fields, orientation and the words that name anatomy", (
         "legend_demo.grounding.atlas", "legend_demo.grounding.lung_fit", "legend_demo.grounding.lung_cores",
-        "legend_demo.grounding.lung_fields", "legend_demo.grounding.film_anatomy", "legend_demo.grounding.orientation",
-        "legend_demo.grounding.anatomy", "legend_demo.grounding.lexicon", "legend_demo.grounding.mentions",
+        "legend_demo.grounding.lung_fields", "legend_demo.grounding.orientation", "legend_demo.grounding.anatomy",
+        "legend_demo.grounding.lexicon", "legend_demo.grounding.mentions",
     )),
-    ("method: the thesis's maths", (
-        "legend_demo.method", "legend_demo.prior", "legend_demo.metrics", "legend_demo.strength",
-        "legend_demo.sampling", "legend_demo.processors", "legend_demo.edit_region", "legend_demo.findings",
-        "legend_demo.finding_region", "legend_demo.opacity", "legend_demo.composite",
-    )),
+    ("method: the thesis's maths and the change on the film (legend_demo/method/)", ("legend_demo.method",)),
     ("grounding: text → lesion points", ("legend_demo.grounding",)),
     ("models: the AR backbone and the embedded model", ("legend_demo.ar", "legend_demo.embedded")),
     ("engines", ("legend_demo.engines",)),
@@ -159,4 +150,4 @@ def test_the_check_sees_lazy_imports_and_ignores_type_checking(tmp_path):
                       "def f():\n    from .ui import app_ui\n")
     known = {"legend_demo.probe": source, "legend_demo.ui.app_ui": source, "legend_demo.engines.base": source}
     assert imports("legend_demo.probe", source, known) == {"legend_demo.ui.app_ui"}
-    assert layer_of("legend_demo.ui.app_ui") > layer_of("legend_demo.method.dual_path") > layer_of("legend_demo.points")
+    assert layer_of("legend_demo.ui.app_ui") > layer_of("legend_demo.method.dual_path") > layer_of("legend_demo.core.points")

@@ -10,9 +10,9 @@ import pydicom
 import pytest
 
 from legend_demo import LesionPoint, load_image
-from legend_demo.composite import composite_change
-from legend_demo.edit_region import EditRegion
-from legend_demo.export import save_film_dicom, save_film_png
+from legend_demo.method.composite import composite_change
+from legend_demo.method.edit_region import EditRegion
+from legend_demo.core.export import save_film_dicom, save_film_png
 from legend_demo.grounding.orientation import NOT_A_CHEST
 from legend_demo.ui import handlers
 from legend_demo.engines.base import GenerationRequest, as_loaded_image

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from legend_demo import LesionPoint, attn_iou, cbi, ear, gaussian_prior
-from legend_demo.metrics import corner_mask, edge_mask
-from legend_demo.prior import lesion_region, project_points
+from legend_demo.method.metrics import corner_mask, edge_mask
+from legend_demo.method.prior import lesion_region, project_points
 
 
 def test_projection_uses_floor():
@@ -129,7 +129,7 @@ def test_attn_iou_needs_points():
 
 
 def test_layer_lists_parse_sorted_unique_and_name_the_flag():
-    from legend_demo.layer_spec import parse_layers
+    from legend_demo.method.layer_spec import parse_layers
 
     assert parse_layers(" 17, 0;1,17 ") == (0, 1, 17)
     assert parse_layers("") is None and parse_layers(None) is None

@@ -5,8 +5,8 @@ import torch
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from legend_demo.method.codecs import image_ids
-from legend_demo.processors import GBCAState, attention_layers, gbca_installed, inject_source_kv
-from legend_demo.tiny import tiny_transformer
+from legend_demo.method.processors import GBCAState, attention_layers, gbca_installed, inject_source_kv
+from legend_demo.core.tiny import tiny_transformer
 
 GRID = (8, 8)
 N_IMG, TEXT = 64, 6
@@ -102,7 +102,7 @@ def test_injected_attention_equals_the_hand_computed_formula(transformer):
     img, txt = torch.randn(2, N_IMG, 32, generator=g), torch.randn(2, TEXT, 32, generator=g)
     state = GBCAState(prior=prior_vector(), strength=1.5, bias_layers=frozenset({0}), inject_layers=frozenset({0}))
     state.text_len, state.current_strength = TEXT, torch.tensor(1.5)
-    from legend_demo.processors import GBCAProcessor
+    from legend_demo.method.processors import GBCAProcessor
 
     with torch.no_grad():
         out_img, _ = GBCAProcessor(0, state)(attn, img, txt)
@@ -169,7 +169,7 @@ def test_own_qkv_projections_equal_diffusers_on_both_block_kinds(transformer, fu
 
     from diffusers.models.transformers.transformer_flux import _get_qkv_projections
 
-    from legend_demo.processors import qkv_projections
+    from legend_demo.method.processors import qkv_projections
 
     model = copy.deepcopy(transformer)
     for _, kind, attn in attention_layers(model):

@@ -10,8 +10,8 @@ import torch
 
 from legend_demo import LesionPoint
 from legend_demo.engines.base import GenerationRequest
-from legend_demo.sampling import denoise, flux_sigmas, invert
-from legend_demo.strength import S_MAX, StrengthMLP
+from legend_demo.method.sampling import denoise, flux_sigmas, invert
+from legend_demo.method.strength import S_MAX, StrengthMLP
 
 
 def chest(h=80, w=72):

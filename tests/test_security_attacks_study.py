@@ -363,7 +363,7 @@ def _real_film_study(folder: Path) -> Path:
     from PIL import Image
     from pydicom.data import get_testdata_file
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
     from legend_demo.study.generate import generate_missing
     from legend_demo.study.manifest import read_manifest
     from legend_demo.study.studies import create_study

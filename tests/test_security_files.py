@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
-from legend_demo.errors import ImageInputError
+from legend_demo.core.errors import ImageInputError
 from legend_demo.ui.config import AppConfig
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from legend_demo.cli import main
-from legend_demo.points import LesionPoint, as_point, as_points
-from legend_demo.prior import gaussian_prior, lesion_region, project_points
+from legend_demo.core.points import LesionPoint, as_point, as_points
+from legend_demo.method.prior import gaussian_prior, lesion_region, project_points
 
 
 @pytest.mark.parametrize("point, fragment", [

@@ -134,7 +134,7 @@ def test_served_pngs_share_the_priors_size_and_carry_no_metadata(tmp_path):
 
 def test_an_app_made_follow_up_is_shown_without_its_own_band_like_a_real_one(tmp_path):
     """Blinding: the export's SYNTHETIC band would give a candidate away; the study cuts it and adds its own."""
-    from legend_demo.export import save_synthetic_png
+    from legend_demo.core.export import save_synthetic_png
 
     film = np.random.default_rng(2).random((300, 200)).astype(np.float32)
     real, made = tmp_path / "real.png", tmp_path / "made.png"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from legend_demo import settings
+from legend_demo.core import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

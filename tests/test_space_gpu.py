@@ -10,7 +10,7 @@ import pytest
 import numpy as np
 
 from legend_demo.engines.base import GenerationRequest
-from legend_demo.image_io import LoadedImage
+from legend_demo.core.image_io import LoadedImage
 from legend_demo.ui import gpu
 from legend_demo.ui.generation import GenerateClick
 

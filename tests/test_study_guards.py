@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legend_demo import settings
+from legend_demo.core import settings
 from legend_demo.study import devices
 from legend_demo.study.db import connect
 from legend_demo.study.images import png_bytes, png_chunk_types, png_length, stored_zlib, stored_zlib_length

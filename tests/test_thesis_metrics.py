@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from legend_demo import sharding
+from legend_demo.core import sharding
 from legend_demo.evaluation import xrv_densenet as xrv
 from legend_demo.evaluation.thesis_metrics import (MS_SSIM_MIN_SIDE, classifier_scores, direction_score,
                                                    frechet_distance, full_psnr, kernel_distance, ms_ssim)

@@ -107,7 +107,7 @@ def test_stage1_embedded_loss_decreases_and_checkpoints_load(small_model, data_d
 
 
 def tiny_pipe():
-    from legend_demo.tiny import tiny_flux_pipeline
+    from legend_demo.core.tiny import tiny_flux_pipeline
 
     return tiny_flux_pipeline(num_layers=1, num_single_layers=1, seed=0)
 
@@ -124,7 +124,7 @@ def transformer_output(transformer, seed=0):
 
 
 def test_stage1_flux_lora_targets_frozen_base_and_loadable_file(data_dir, tmp_path):
-    from legend_demo.tiny import TINY_SIDE
+    from legend_demo.core.tiny import TINY_SIDE
 
     pipe = tiny_pipe()
     base_weights = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
@@ -153,7 +153,7 @@ def test_stage1_flux_lora_targets_frozen_base_and_loadable_file(data_dir, tmp_pa
 
 
 def test_stage2_trains_only_the_strength_mlp(small_model, data_dir, tmp_path):
-    from legend_demo.strength import StrengthMLP
+    from legend_demo.method.strength import StrengthMLP
 
     data = load_pairs(data_dir, "train", 32)
     before = {k: v.clone() for k, v in small_model.transformer.state_dict().items()}
@@ -180,7 +180,7 @@ def test_stage2_trains_only_the_strength_mlp(small_model, data_dir, tmp_path):
 
 
 def test_bypass_equals_removing_the_block_and_changes_the_output():
-    from legend_demo.tiny import tiny_transformer
+    from legend_demo.core.tiny import tiny_transformer
 
     transformer = tiny_transformer(num_layers=2, num_single_layers=2, seed=1)
     full = transformer_output(transformer)

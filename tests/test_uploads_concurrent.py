@@ -36,7 +36,7 @@ def film(tmp_path_factory) -> Path:
     import cv2
     from pydicom.data import get_testdata_file
 
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     array = load_image(get_testdata_file("RG1_UNCI.dcm")).array
     small = cv2.resize(array, (array.shape[1] // 4, array.shape[0] // 4), interpolation=cv2.INTER_AREA)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from legend_demo.errors import ImageInputError
+from legend_demo.core.errors import ImageInputError
 from legend_demo.ui.config import AppConfig
 from legend_demo.ui.uploads import UploadCounter, UploadLedger, read_upload
 

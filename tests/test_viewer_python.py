@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from legend_demo.points import LesionPoint
+from legend_demo.core.points import LesionPoint
 
 
 @pytest.fixture(scope="module")
 def rg1():
     pydicom_data = pytest.importorskip("pydicom.data")
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     return load_image(pydicom_data.get_testdata_file("RG1_UNCI.dcm"))  # real PA chest CR, MONOCHROME1, L\F
 
@@ -57,7 +57,7 @@ def test_window_presets_without_lungs_say_where_they_came_from():
     from legend_demo.ui.viewer import window_presets
 
     pydicom_data = pytest.importorskip("pydicom.data")
-    from legend_demo.image_io import load_image
+    from legend_demo.core.image_io import load_image
 
     tibia = load_image(pydicom_data.get_testdata_file("RG3_UNCI.dcm"))  # a real film that is not a chest
     presets = window_presets(tibia.array, tibia.dicom_info)
@@ -185,7 +185,7 @@ def test_difference_maps_share_one_symmetric_scale_that_a_small_shift_does_not_s
 
 def test_attention_maps_use_one_peak_across_layers_and_colour_bars_say_the_unit():
     from legend_demo.engines.base import LayerAttention
-    from legend_demo.overlay import heat_overlay
+    from legend_demo.core.overlay import heat_overlay
     from legend_demo.ui.visuals import attention_peak, colorbar
 
     weak = LayerAttention(0, np.full((4, 4), 1 / 16, np.float32), 0.1, 0.2, None, 0.3)

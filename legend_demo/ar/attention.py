@@ -24,8 +24,8 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from ..layer_spec import check_layers
-from ..strength import StrengthFn
+from ..method.layer_spec import check_layers
+from ..method.strength import StrengthFn
 from .capture import attention_mass
 from .sequence import RowBatch, key_kinds, key_prior
 

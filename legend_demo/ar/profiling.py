@@ -15,9 +15,9 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from ..metrics import LayerAttention
-from ..points import LesionPoint
-from ..strength import StrengthFn
+from ..method.metrics import LayerAttention
+from ..core.points import LesionPoint
+from ..method.strength import StrengthFn
 from .attention import ARGBCAState
 from .backbone import ARBackbone
 from .sequence import make_batch, teacher_forcing_row

@@ -26,7 +26,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from ..errors import GenerationError
+from ..core.errors import GenerationError
 from .attention import ARGBCAState
 from .backbone import ARBackbone
 from .sequence import RowBatch, position_ids

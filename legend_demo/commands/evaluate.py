@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import sharding
+    from ..core import sharding
     from ..engines.registry import load_engine
     from ..evaluation.cases import load_cases
     from ..evaluation.evaluate import evaluate

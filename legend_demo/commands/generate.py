@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
-from ..layer_spec import parse_layers
-from ..points import as_points, points_json
+from ..method.layer_spec import parse_layers
+from ..core.points import as_points, points_json
 
 
 def register(subparsers) -> None:
@@ -74,11 +74,11 @@ def run(args: argparse.Namespace) -> int:
 
 def generate_one(args: argparse.Namespace) -> dict:
     """One follow-up from the parsed options, written to args.out; returns {"out", "engine", "warnings"}."""
-    from ..edit_region import EditRegion
+    from ..method.edit_region import EditRegion
     from ..engines.base import GenerationRequest
     from ..engines.registry import load_engine
     from ..grounding import check_frontal_chest, check_request
-    from ..image_io import load_image
+    from ..core.image_io import load_image
     from .generate_outputs import write_outputs
 
     _check_out(Path(args.out))  # before any work: a bad --out must not cost a whole generation

@@ -5,7 +5,7 @@ line-00001, …), "points" (a list of {x, y[, confidence]}; default: ground the 
 the other options come from the command line and apply to every case. Relative image paths are read relative to
 the batch file's folder. Every line is checked before any generation (JSON, fields, ids unique and safe).
 
-Under `torchrun` / `accelerate launch` the lines are shared round robin by rank (legend_demo/sharding.py), one GPU
+Under `torchrun` / `accelerate launch` the lines are shared round robin by rank (legend_demo/core/sharding.py), one GPU
 per process; rank 0 collects every line's result, prints them in line order (one JSON object per line: {"line",
 "id", "out", "engine", "warnings"} or {"line", "id", "error"}) and writes them to DIR/batch.jsonl. The command
 exits 1 when any line failed, after the others were made.
@@ -19,8 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import sharding
-from ..errors import GenerationError, ImageInputError
+from ..core import sharding
+from ..core.errors import GenerationError, ImageInputError
 
 FIELDS = {"image", "text", "id", "points", "source_text", "seed"}
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

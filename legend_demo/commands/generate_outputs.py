@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engines.base import GenerationResult
-from ..export import save_film_dicom, save_film_png, save_synthetic_png
-from ..overlay import heat_overlay, to_uint8
+from ..core.export import save_film_dicom, save_film_png, save_synthetic_png
+from ..core.overlay import heat_overlay, to_uint8
 
 
 def write_outputs(result: GenerationResult, prior, out: Path, *, dicom: bool = False,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import ImageInputError
+from ..core.errors import ImageInputError
 from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
 
 

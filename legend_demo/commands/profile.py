@@ -38,7 +38,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engines.base import SIGMA_RATIO_RANGE
     from ..engines.registry import load_engine
-    from ..layer_spec import parse_layers
+    from ..method.layer_spec import parse_layers
     from ..training.data import load_pairs
 
     if args.limit is not None and args.limit < 1:

@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import closing
 
-from .. import settings, sharding
+from ..core import settings, sharding
 from ..study.auth import ADMIN_PASSWORD_ENV
 
 

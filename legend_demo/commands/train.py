@@ -19,7 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ..layer_spec import parse_layers
+from ..method.layer_spec import parse_layers
 
 STAGES = ("stage1", "vitality", "pairs", "stage2", "ar")
 DEFAULTS = {  # (stage, model) → steps, batch, lr; see legend_demo/training/stage2.py for the stage-2 lr
@@ -274,7 +274,7 @@ def _copy_with_vital_layers(init: Path, out: Path, config, selected: list[int]) 
 def _ar(args: argparse.Namespace) -> dict:
     """Emu3-Gen in bf16 (CUDA) or fp32 (CPU), then LoRA and GBCA-MLP training (training/ar.py)."""
     from ..ar.lora import load_lora
-    from ..checkpoints import checkpoint_path
+    from ..core.checkpoints import checkpoint_path
     from ..engines.ar import LeGendAREngine, default_gbca_layers
     from ..training.ar import ARTrainOptions, train_ar
 

@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ..method.codecs import PixelCodec
 from ..method.dual_path import DualPathEditor
-from ..strength import StrengthMLP
+from ..method.strength import StrengthMLP
 
 SIDE = 128
 SPACE_TO_DEPTH = 4

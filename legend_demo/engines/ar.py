@@ -23,19 +23,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .. import settings
+from ..core import settings
 from ..ar.attention import ARGBCAState
 from ..ar.backbone import ARBackbone
 from ..ar.lora import load_lora
 from ..ar.profiling import ProfileRun, layer_attention, profile_pairs
 from ..ar.sampling import SamplingOptions, sample_follow_up
 from ..ar.sequence import build_prefix, make_batch
-from ..checkpoints import LAYOUT, checkpoint_path, public_name
-from ..edit_region import token_weights
-from ..errors import EngineUnavailableError, raise_if_cancelled
-from ..layer_spec import check_layers
-from ..prior import gaussian_prior
-from ..strength import S_MAX, StrengthMLP, request_strength, strength_mode
+from ..core.checkpoints import LAYOUT, checkpoint_path, public_name
+from ..method.edit_region import token_weights
+from ..core.errors import EngineUnavailableError, raise_if_cancelled
+from ..method.layer_spec import check_layers
+from ..method.prior import gaussian_prior
+from ..method.strength import S_MAX, StrengthMLP, request_strength, strength_mode
 from .base import Engine, GenerationRequest, GenerationResult, ProgressFn
 from .cuda import release
 from .loading import LoadPlan, PretrainedLoading, check_quantization

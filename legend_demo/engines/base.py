@@ -1,7 +1,7 @@
 """The engine interface every generator implements, and the result it returns (the request: method/request.py).
 
 Engine.generate is the one boundary: it validates the request, lets the engine make its model-view rows
-(`_generate`), then turns them into a film (legend_demo/composite.py): by default only the change, composited
+(`_generate`), then turns them into a film (legend_demo/method/composite.py): by default only the change, composited
 onto the prior at its own resolution inside the edit region W; in "model-view" mode the raw engine output.
 """
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ..composite import Film, composite_change, drawing_warnings, model_view_film
-from ..errors import GenerationCancelled, GenerationError  # noqa: F401 - GenerationCancelled: engines' public name
-from ..geometry import SquareFrame
+from ..method.composite import Film, composite_change, drawing_warnings, model_view_film
+from ..core.errors import GenerationCancelled, GenerationError  # noqa: F401 - GenerationCancelled: engines' public name
+from ..core.geometry import SquareFrame
 from ..grounding.orientation import check_frontal_chest
 from ..method.request import (DEFAULT_SOURCE_TEXT, SIGMA_RATIO_RANGE, GenerationRequest,  # noqa: F401 - re-exported
                               ProgressFn, as_loaded_image)
-from ..metrics import LayerAttention
-from ..points import LesionPoint
+from ..method.metrics import LayerAttention
+from ..core.points import LesionPoint
 from .provenance import Provenance
 
 

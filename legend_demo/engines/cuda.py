@@ -1,7 +1,7 @@
 """GPU memory for the engines that run on CUDA: refuse to load without room, give memory back after an OOM."""
 from __future__ import annotations
 
-from ..errors import EngineUnavailableError
+from ..core.errors import EngineUnavailableError
 
 
 def require_free_vram(needed_gib: float, what: str) -> None:

@@ -9,7 +9,7 @@ import threading
 from typing import Any
 
 from ..method.dual_path import DualPathEditor, DualPathOutput
-from ..strength import S_MAX, strength_mode
+from ..method.strength import S_MAX, strength_mode
 from .base import Engine, GenerationRequest, GenerationResult, ProgressFn
 from .provenance import Provenance
 

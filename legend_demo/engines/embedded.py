@@ -8,9 +8,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-from .. import settings
-from ..checkpoints import REPO_ROOT, fingerprint, public_name
-from ..errors import EngineUnavailableError
+from ..core import settings
+from ..core.checkpoints import REPO_ROOT, fingerprint, public_name
+from ..core.errors import EngineUnavailableError
 from .dual_path import DualPathEngine
 
 LABEL = "Embedded small LeGend-Diffusion (CPU, synthetic data only)"  # shown in the engine list (registry) and on every result

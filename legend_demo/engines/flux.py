@@ -7,12 +7,12 @@ from typing import Any
 
 import torch
 
-from .. import settings
-from ..checkpoints import checkpoint_path, public_name
-from ..errors import EngineUnavailableError
+from ..core import settings
+from ..core.checkpoints import checkpoint_path, public_name
+from ..core.errors import EngineUnavailableError
 from ..method.codecs import FluxLatentCodec
 from ..method.dual_path import DualPathEditor
-from ..strength import StrengthMLP
+from ..method.strength import StrengthMLP
 from .dual_path import DualPathEngine
 from .loading import LoadPlan, PretrainedLoading, check_quantization
 

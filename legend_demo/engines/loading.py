@@ -11,8 +11,8 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
-from ..checkpoints import fingerprint, public_name
-from ..errors import EngineUnavailableError
+from ..core.checkpoints import fingerprint, public_name
+from ..core.errors import EngineUnavailableError
 from .cuda import require_free_vram
 
 QUANTIZATIONS = ("nf4", "int8", None)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import __version__
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 
 if TYPE_CHECKING:
     from ..method.request import GenerationRequest

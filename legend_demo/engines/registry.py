@@ -6,9 +6,9 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import settings
-from ..availability import Availability
-from ..errors import EngineUnavailableError
+from ..core import settings
+from ..core.availability import Availability
+from ..core.errors import EngineUnavailableError
 from .base import Engine
 
 

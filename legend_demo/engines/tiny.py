@@ -4,7 +4,7 @@ Its output is noise (untrained weights); it is listed only when LEGEND_ENABLE_TE
 """
 from __future__ import annotations
 
-from ..tiny import TINY_SIDE, tiny_flux_pipeline
+from ..core.tiny import TINY_SIDE, tiny_flux_pipeline
 from .flux import LeGendDiffusionEngine
 
 LABEL = "Tiny random FLUX (tests only: untrained, output is noise)"  # shown in the engine list (registry) and on every result

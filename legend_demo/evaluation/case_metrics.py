@@ -21,9 +21,9 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ..composite import model_view_change
+from ..method.composite import model_view_change
 from ..engines.base import GenerationResult
-from ..geometry import SquareFrame
+from ..core.geometry import SquareFrame
 from .image_metrics import psnr, ssim
 from .shape_score import shape_dice
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..points import LesionPoint, as_points
+from ..core.points import LesionPoint, as_points
 from .direction import expected_sign
 
 REQUIRED_KEYS = ("progression-description", "change", "lesion_points", "split")

@@ -42,8 +42,8 @@ class ClipScorer:
 
 
 def clip_location(path: str | Path | None = None) -> Path:
-    from .. import settings
-    from ..checkpoints import default_location
+    from ..core import settings
+    from ..core.checkpoints import default_location
 
     return Path(path).expanduser() if path else settings.get("LEGEND_CLIP_PATH") or default_location("clip")
 

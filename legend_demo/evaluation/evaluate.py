@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..edit_region import EditRegion
+from ..method.edit_region import EditRegion
 from ..engines.base import Engine, GenerationRequest
-from ..sharding import Shard, gather, merge_indexed
+from ..core.sharding import Shard, gather, merge_indexed
 from .case_metrics import dilation_radius, film_quality, result_metrics, tiling_ratio
 from .cases import EvalCase, load_cases
 from .probes import mirrored_points, opposite_text

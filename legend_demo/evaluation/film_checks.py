@@ -1,6 +1,6 @@
 """Real-film checks of a rendered finding (issue 19), against reference lines drawn independently of the renderer
 (hand-traced hemidiaphragms and chest walls, legend_demo/grounding/landmark_check.py), in the film's attenuation
-units a (stored values oriented dense-high, legend_demo.intensity.AttenuationScale).
+units a (stored values oriented dense-high, legend_demo.core.intensity.AttenuationScale).
 
 - new_clipped: pixels of the follow-up at an end of the prior's stored range (its min or max) that were not there;
 - above_soft_tissue: share of the new opacity (Δa > NEW_OPACITY) brighter than both the prior there and the film's

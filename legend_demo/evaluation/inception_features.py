@@ -38,8 +38,8 @@ def load_inception(path: str | Path | None = None, random_weights: bool = False)
     import torch
     import torch.nn.functional as F
 
-    from .. import settings
-    from ..checkpoints import default_location
+    from ..core import settings
+    from ..core.checkpoints import default_location
 
     location = Path(path) if path else settings.get("LEGEND_INCEPTION_PATH") or default_location("inception")
     files = [location] if location.is_file() else sorted(location.glob("*.pth")) if location.is_dir() else []

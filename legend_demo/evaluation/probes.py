@@ -9,7 +9,7 @@
 """
 from __future__ import annotations
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from .direction import IMPROVING, WORSENING
 
 FINDINGS = {

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geometry import SquareFrame
+from ..core.geometry import SquareFrame
 from .cases import EvalCase
 from .direction import IMPROVING, WORSENING, _normalised
 from .summary import mean_ci

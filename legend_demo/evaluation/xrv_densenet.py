@@ -205,8 +205,8 @@ class WeightsMissingError(ValueError):
 
 def weights_location(path: str | Path | None = None) -> Path:
     """An explicit path, else LEGEND_XRV_PATH, else <checkpoints>/xrv-densenet121-res224-all."""
-    from ..checkpoints import default_location
-    from .. import settings
+    from ..core.checkpoints import default_location
+    from ..core import settings
 
     if path is not None:
         return Path(path).expanduser()

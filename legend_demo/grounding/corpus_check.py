@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from .lung_fields import LungFields
 
 WHEEL = Path("/work/data/txrv/torchxrayvision-1.5.7-py3-none-any.whl")

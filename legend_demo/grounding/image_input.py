@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ImageInputError
+from ..core.errors import ImageInputError
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def as_grounding_image(image: Any) -> GroundingImage:
         width, height = (int(v) for v in image.original_size)
         return GroundingImage(_as_unit_array(image.array), (width, height), dict(getattr(image, "dicom_info", {}) or {}))
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
-        from ..image_io import load_image
+        from ..core.image_io import load_image
 
         return as_grounding_image(load_image(image))
     if isinstance(image, np.ndarray):

@@ -56,7 +56,7 @@ def rg1_array() -> np.ndarray:
     """RG1_UNCI.dcm through the app's own loader: (1955, 1841) float32, lungs dark."""
     from pydicom.data import get_testdata_file
 
-    from ..image_io import load_image
+    from ..core.image_io import load_image
 
     return load_image(get_testdata_file("RG1_UNCI.dcm")).array
 

@@ -1,11 +1,11 @@
 """Limits that protect the shared queue, checked before any work is done.
 
-The one progression-text limit (MAX_TEXT_CHARS, check_text) lives in legend_demo/limits.py, below every layer;
+The one progression-text limit (MAX_TEXT_CHARS, check_text) lives in legend_demo/core/limits.py, below every layer;
 here: the grounding request as a whole, and how many candidate points reach the merge step.
 """
 from __future__ import annotations
 
-from ..limits import MAX_TEXT_CHARS, check_text  # noqa: F401 - the text limit, for grounding's callers
+from ..core.limits import MAX_TEXT_CHARS, check_text  # noqa: F401 - the text limit, for grounding's callers
 from .registry import grounder_module
 
 MAX_POINTS = 64  # distinct candidate points a grounder may hand to the merge step

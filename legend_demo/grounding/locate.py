@@ -11,7 +11,7 @@ import warnings as _warnings
 from dataclasses import replace
 from typing import Any
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from .image_input import as_grounding_image
 from .limits import check_request
 from .orientation import check_frontal_chest, read_orientation

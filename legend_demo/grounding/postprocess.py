@@ -5,7 +5,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from .limits import MAX_POINTS
 
 MIN_CONFIDENCE = 3

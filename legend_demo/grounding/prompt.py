@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ..limits import MAX_TEXT_CHARS as MAX_DESCRIPTION_CHARS  # one limit for every path
+from ..core.limits import MAX_TEXT_CHARS as MAX_DESCRIPTION_CHARS  # one limit for every path
 
 _SYSTEM = """You mark lesion points on a chest radiograph for a research image generator. You never diagnose; \
 you only say WHERE the described change is.

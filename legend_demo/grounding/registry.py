@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..availability import Availability
+from ..core.availability import Availability
 
 DEFAULT_GROUNDER = "rules"
 _MODULES = {  # name → module, in the order the page lists them

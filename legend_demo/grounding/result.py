@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ or no change word. Negated findings get no point. Output is in pixels of the ana
 """
 from __future__ import annotations
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from .anatomy import landmark_point, zone_point
 from .lung_fields import LungFields
 from .mentions import Location, Mention, read_mentions
@@ -30,7 +30,7 @@ LANDMARK_KINDS = {"cardiac": "cardiac", "mediastinal": "mediastinal"}
 def rule_points(text: str, fields: LungFields, anatomy=None) -> tuple[list[LesionPoint], list[str]]:
     """All candidate points for `text` (before the drop/merge post-processing) and warnings.
 
-    `anatomy` (grounding/film_anatomy.FilmAnatomy, in the same pixels): when given, an effusion's point goes to the
+    `anatomy` (method/film_anatomy.FilmAnatomy, in the same pixels): when given, an effusion's point goes to the
     middle of the pleural space the renderer fills for its severity (above the costophrenic angle, higher for a
     larger one) and a pneumothorax's to the middle of its apicolateral rim (finding_region.py)."""
     points: list[LesionPoint] = []
@@ -84,8 +84,8 @@ def _in_compartment(m: Mention, side: str, anatomy) -> tuple[float, float] | Non
     """The middle of the finding's compartment for its severity (standard-display pixels), or None."""
     if anatomy is None or not anatomy.found:
         return None
-    from ..finding_region import centre, compartment
-    from ..findings import Finding, _level
+    from ..method.finding_region import centre, compartment
+    from ..method.findings import Finding, _level
 
     room = compartment(anatomy, Finding(m.kind, side, severity=m.severity, level=_level(m.severity)), (0.0, 0.0))
     found = centre(room.weight) if room.gated else None
@@ -118,7 +118,7 @@ def _where(side: str, location: Location, site: str | None) -> str:
 def _label(m: Mention, where: str) -> str:
     """"small effusion, increased (L costophrenic)", "3 cm mass, new (RUL)": severity and size as written,
     finding, change word, site."""
-    from ..findings import size_words
+    from ..method.findings import size_words
 
     name = " ".join(part for part in (m.severity, size_words(m.clause, m.name), m.name) if part)
     return f"{name}, {m.change_word or 'no stated change'} ({where})"

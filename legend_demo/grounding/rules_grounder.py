@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .film_anatomy import FilmAnatomy, build_anatomy, fallback_fields, film_anatomy
+from ..method.film_anatomy import FilmAnatomy, build_anatomy, fallback_fields, film_anatomy
 from .image_input import GroundingImage
 from .lung_fields import LungFields, estimate_lung_fields
 from .orientation import NOT_A_CHEST, Orientation

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import settings
-from ..checkpoints import checkpoint_path, default_location
+from ..core import settings
+from ..core.checkpoints import checkpoint_path, default_location
 from .image_input import GroundingImage
 from .parse import parse_answer
 from .postprocess import finish, rescale
@@ -74,7 +74,7 @@ class VlmSettings:
 
     @classmethod
     def from_env(cls) -> "VlmSettings":
-        """LEGEND_QWEN_* settings (legend_demo/settings.py); the weights through the one checkpoint resolver."""
+        """LEGEND_QWEN_* settings (legend_demo/core/settings.py); the weights through the one checkpoint resolver."""
         return cls(
             source=default_source(),
             timeout_s=settings.get("LEGEND_QWEN_TIMEOUT_S"),

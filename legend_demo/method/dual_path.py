@@ -24,16 +24,16 @@ from typing import Any, Callable, Literal
 import numpy as np
 import torch
 
-from ..edit_region import token_weights
-from ..errors import GenerationError, raise_if_cancelled
-from ..geometry import SquareFrame
-from ..layer_spec import check_layers
-from ..metrics import LayerAttention
-from ..points import LesionPoint
-from ..prior import gaussian_prior
-from ..processors import GBCAState, attention_layers, gbca_installed
-from ..sampling import denoise, flux_sigmas, invert
-from ..strength import StrengthMLP, request_strength
+from .edit_region import token_weights
+from ..core.errors import GenerationError, raise_if_cancelled
+from ..core.geometry import SquareFrame
+from .layer_spec import check_layers
+from .metrics import LayerAttention
+from ..core.points import LesionPoint
+from .prior import gaussian_prior
+from .processors import GBCAState, attention_layers, gbca_installed
+from .sampling import denoise, flux_sigmas, invert
+from .strength import StrengthMLP, request_strength
 from .codecs import Codec, image_ids
 from .request import GenerationRequest, ProgressFn
 

@@ -9,12 +9,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..composite import OUTPUT_MODES, OutputMode
-from ..edit_region import EditRegion
-from ..geometry import FrameMode
-from ..image_io import LoadedImage
-from ..limits import check_text
-from ..points import LesionPoint, as_points, check_inside
+from .composite import OUTPUT_MODES, OutputMode
+from .edit_region import EditRegion
+from ..core.geometry import FrameMode
+from ..core.image_io import LoadedImage
+from ..core.limits import check_text
+from ..core.points import LesionPoint, as_points, check_inside
 
 ProgressFn = Callable[[str, int, int], None]  # (phase, step, total) — phase is "invert", "denoise" or "decode"
 

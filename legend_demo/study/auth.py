@@ -14,7 +14,7 @@ import math
 import sqlite3
 from dataclasses import dataclass
 
-from .. import settings
+from ..core import settings
 from .passwords import verify_password
 from .readers import ADMIN_NAME, authenticate
 from .sessions import Role, open_session

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..export import with_label_band
+from ..core.export import with_label_band
 from ..synth.drawing import draw_chest
 
 DEMO_LABEL = "SYNTHETIC DEMO IMAGE - not a patient"

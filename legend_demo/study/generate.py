@@ -2,7 +2,7 @@
 
 Each candidate is made as the app makes one: the rules grounder places the lesion points from the case's text,
 the engine draws the change, and the change is composited onto the prior film at its own resolution
-(legend_demo/composite.py), saved as a PNG with the SYNTHETIC band below the film.
+(legend_demo/method/composite.py), saved as a PNG with the SYNTHETIC band below the film.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from .. import sharding
+from ..core import sharding
 from ..engines.base import GenerationRequest
 from ..engines.registry import load_engine
-from ..export import save_film_png
+from ..core.export import save_film_png
 from ..grounding import predict_points
-from ..image_io import load_image
+from ..core.image_io import load_image
 from .manifest import CaseSpec, Manifest, resolve_inside
 
 GENERATED_DIR = "generated"

@@ -1,4 +1,4 @@
-"""Study images: reading (legend_demo.image_io.load_image), file fingerprints, and the blinded display copies.
+"""Study images: reading (legend_demo.core.image_io.load_image), file fingerprints, and the blinded display copies.
 
 Blinding (issue 12 §6): every image of a case is shown at ONE size and format — the prior's aspect ratio with
 a long side of DISPLAY_LONG_SIDE pixels, 8-bit grayscale PNG with no text, time or colour chunks — so neither
@@ -26,7 +26,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..image_io import load_image
+from ..core.image_io import load_image
 
 DISPLAY_LONG_SIDE = 768  # px: every image of a case is resampled to the prior's aspect at this long side
 PNG_CHUNKS = (b"IHDR", b"IDAT", b"IEND")  # all a served image contains
@@ -74,7 +74,7 @@ def film_rows(path: str | Path) -> np.ndarray:
     """The image without the label band an export added below it (export.IMAGE_ROWS_CHUNK); other files whole."""
     from PIL import Image
 
-    from ..export import IMAGE_ROWS_CHUNK
+    from ..core.export import IMAGE_ROWS_CHUNK
 
     image = read_gray(path)
     with Image.open(path) as handle:
@@ -91,7 +91,7 @@ def _mtime(path: Path) -> int:
 @lru_cache(maxsize=256)
 def _display_png(path: str, mtime_ns: int, size: tuple[int, int]) -> bytes:
     """The image's film rows fitted to `size`, with the one study band below (the same on every image)."""
-    from ..export import label_band
+    from ..core.export import label_band
 
     band = np.round(label_band(size[0], STUDY_LABEL) * 255).astype(np.uint8)
     return png_bytes(np.concatenate([fit_into(film_rows(path), size), band]))

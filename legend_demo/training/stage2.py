@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..layer_spec import check_layers
-from ..processors import GBCAState, gbca_installed
-from ..prior import gaussian_prior
-from ..strength import StrengthMLP
+from ..method.layer_spec import check_layers
+from ..method.processors import GBCAState, gbca_installed
+from ..method.prior import gaussian_prior
+from ..method.strength import StrengthMLP
 from .backbone import Backbone
 from .data import PairSet
 from .flow import logit_normal, noisy, target_velocity, weighted_mse

@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..sampling import denoise, flux_sigmas
+from ..method.sampling import denoise, flux_sigmas
 from . import features
 from .backbone import Backbone
 

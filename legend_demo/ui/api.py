@@ -7,17 +7,17 @@ import gradio as gr
 
 from ..grounding import check_frontal_chest, check_request, check_text, ground
 from ..grounding.registry import DEFAULT_GROUNDER, GROUNDERS
-from ..composite import OUTPUT_MODES
-from ..edit_region import EditRegion
+from ..method.composite import OUTPUT_MODES
+from ..method.edit_region import EditRegion
 from ..engines.base import SIGMA_RATIO_RANGE, GenerationRequest
-from ..points import as_points, points_json, check_inside, real_number, whole_number
+from ..core.points import as_points, points_json, check_inside, real_number, whole_number
 from .config import AppConfig
 from .downloads import bundle_report, write_downloads
 from .errors import friendly
 from .generation import MAX_SAMPLES, GenerateClick, NoPointsError, run_generation
 from .notices import NO_POINTS_FOUND, clinical_all, engine_warnings, film_warnings, gather
 from .point_labels import clinician_points
-from ..layer_spec import parse_layers
+from ..method.layer_spec import parse_layers
 from .uploads import load_upload, released_if_refused
 
 

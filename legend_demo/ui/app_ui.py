@@ -6,9 +6,9 @@ from typing import Any
 
 import gradio as gr
 
-from ..edit_region import SCALE_RANGE
-from ..limits import MAX_TEXT_CHARS
-from ..strength import S_MAX
+from ..method.edit_region import SCALE_RANGE
+from ..core.limits import MAX_TEXT_CHARS
+from ..method.strength import S_MAX
 from ..engines.base import SIGMA_RATIO_RANGE
 from ..engines.registry import available_engines, load_engine
 from ..grounding.registry import DEFAULT_GROUNDER, available_grounders
@@ -144,9 +144,9 @@ def create_demo(config: AppConfig | None = None, study_db: str | Path | None = N
 
 
 def configure_logging() -> None:
-    """One line per refused input on the console (legend_demo.logs, at LEGEND_LOG_LEVEL); tracebacks of refusals only
+    """One line per refused input on the console (legend_demo.core.logs, at LEGEND_LOG_LEVEL); tracebacks of refusals only
     at DEBUG. Idempotent: app.py configures the same loggers."""
-    from .. import logs
+    from ..core import logs
 
     logs.configure()
 

@@ -1,6 +1,6 @@
-"""App settings for one process: checkpoints root, engine, upload limits — CLI flags, else legend_demo.settings.
+"""App settings for one process: checkpoints root, engine, upload limits — CLI flags, else legend_demo.core.settings.
 
-`AppConfig.apply()` hands the flags to legend_demo.settings as process overrides, so every resolver (engines,
+`AppConfig.apply()` hands the flags to legend_demo.core.settings as process overrides, so every resolver (engines,
 grounders, the app) sees the same checkpoints root and engine; nothing is written into os.environ.
 """
 from __future__ import annotations
@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import settings
-from ..checkpoints import REPO_ROOT, checkpoint_path, default_location
+from ..core import settings
+from ..core.checkpoints import REPO_ROOT, checkpoint_path, default_location
 
 UPLOAD_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
 
@@ -42,7 +42,7 @@ class AppConfig:
         settings.override(LEGEND_CHECKPOINTS=str(self.checkpoints_root), LEGEND_ENGINE=self.engine)
 
     def checkpoint_dir(self, name: str) -> Path:
-        """Where checkpoint `name` is looked for (the one resolver, legend_demo.checkpoints)."""
+        """Where checkpoint `name` is looked for (the one resolver, legend_demo.core.checkpoints)."""
         return Path(checkpoint_path(name) or default_location(name))
 
     def has_checkpoint(self, name: str) -> bool:

@@ -8,8 +8,8 @@ from typing import Any
 
 from .. import __version__
 from ..engines.base import DEFAULT_SOURCE_TEXT, plain_json
-from ..export import save_film_dicom, save_film_png, save_synthetic_png
-from ..image_io import LoadedImage
+from ..core.export import save_film_dicom, save_film_png, save_synthetic_png
+from ..core.image_io import LoadedImage
 from .generation import GenerateClick, GenerationBundle
 from .result_store import result_folder
 

@@ -10,7 +10,7 @@ from typing import Callable, TypeVar
 import gradio as gr
 
 from ..engines.base import GenerationCancelled
-from ..errors import EngineUnavailableError, GenerationError, ImageInputError
+from ..core.errors import EngineUnavailableError, GenerationError, ImageInputError
 from ..grounding.orientation import LateralViewError
 
 F = TypeVar("F", bound=Callable)

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 from ..synth.drawing import FINDINGS, draw_chest
 from .point_labels import clinician_label
 
@@ -114,8 +114,8 @@ def _site(change: dict) -> str:
 
 def gallery_items(cache_dir: Path | None = None) -> list[tuple[str, str]]:
     """(thumbnail path, caption) per example: each thumbnail carries the SYNTHETIC band below its pixels."""
-    from ..export import SYNTHETIC_LABEL, with_label_band
-    from ..image_io import load_image
+    from ..core.export import SYNTHETIC_LABEL, with_label_band
+    from ..core.image_io import load_image
 
     folder = cache_dir or Path(tempfile.gettempdir()) / "legend_demo_examples"
     items = []

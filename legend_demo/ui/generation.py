@@ -11,8 +11,8 @@ from typing import Callable
 
 from ..engines.base import Engine, GenerationRequest, GenerationResult
 from ..engines.registry import load_engine
-from ..errors import GenerationCancelled
-from ..points import LesionPoint
+from ..core.errors import GenerationCancelled
+from ..core.points import LesionPoint
 from .gpu import generation_seconds, gpu_task
 
 MAX_SAMPLES = 8

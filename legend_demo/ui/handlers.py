@@ -21,14 +21,14 @@ from typing import Any
 
 import gradio as gr
 
-from ..edit_region import EditRegion
+from ..method.edit_region import EditRegion
 from ..engines.base import GenerationRequest
-from ..errors import GenerationCancelled, ImageInputError
+from ..core.errors import GenerationCancelled, ImageInputError
 from ..grounding import check_frontal_chest, check_text, ground
 from ..grounding.registry import DEFAULT_GROUNDER
-from ..image_io import LoadedImage, load_image
-from ..layer_spec import parse_layers
-from ..points import as_points
+from ..core.image_io import LoadedImage, load_image
+from ..method.layer_spec import parse_layers
+from ..core.points import as_points
 from .config import AppConfig
 from .errors import friendly, user_message
 from .examples import example_files

@@ -14,7 +14,7 @@ Its value travels both ways and never holds film pixels or window/level; points 
      "overlay": {"prior": data URL, "region": data URL} (drawn here; the browser does not send it back)}
 
 The film itself is the component's `film` property ({"film": viewer payload, "markers", "presets"}), sent once
-per upload. The overlay is computed in Python (`prior_overlay`, with `legend_demo.prior.gaussian_prior`) on the
+per upload. The overlay is computed in Python (`prior_overlay`, with `legend_demo.method.prior.gaussian_prior`) on the
 generator's token grid and mapped back through the square frame, so it shows what the model is given.
 A point label reads "finding, change (zone)" (legend_demo.ui.point_labels).
 """
@@ -28,12 +28,12 @@ import cv2
 import gradio as gr
 import numpy as np
 
-from ..composite import film_sigma_px
-from ..edit_region import EditRegion, region_weights
-from ..overlay import heat_rgba
-from ..geometry import FrameMode, SquareFrame
-from ..points import LesionPoint, as_points, check_inside, whole_number
-from ..prior import gaussian_prior
+from ..method.composite import film_sigma_px
+from ..method.edit_region import EditRegion, region_weights
+from ..core.overlay import heat_rgba
+from ..core.geometry import FrameMode, SquareFrame
+from ..core.points import LesionPoint, as_points, check_inside, whole_number
+from ..method.prior import gaussian_prior
 from .viewer import film_payload, png_data_url, side_markers, static_text, window_presets
 
 OVERLAY_MAX_SIDE = 256
@@ -112,7 +112,7 @@ def anatomy_overlay(array: np.ndarray, max_side: int = REGION_MAX_SIDE) -> str:
     film; the ANATOMY button (A) shows or hides it."""
     from types import SimpleNamespace
 
-    from ..grounding.film_anatomy import film_anatomy
+    from ..method.film_anatomy import film_anatomy
 
     film = np.asarray(array, dtype=np.float32)
     if film.ndim != 2:

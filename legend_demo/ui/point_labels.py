@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from typing import Iterable
 
-from ..points import LesionPoint
+from ..core.points import LesionPoint
 
 CHANGE_WORDS = {"new": "new", "worse": "increased", "persistent": "unchanged", "better": "decreased",
                 "resolved": "resolved", "repositioned": "repositioned"}  # lexicon change category → shown word

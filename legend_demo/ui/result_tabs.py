@@ -16,9 +16,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from ..export import SYNTHETIC_LABEL
-from ..image_io import LoadedImage
-from ..overlay import heat_overlay
+from ..core.export import SYNTHETIC_LABEL
+from ..core.image_io import LoadedImage
+from ..core.overlay import heat_overlay
 from .downloads import bias_text, bundle_report, write_downloads
 from .generation import GenerateClick, GenerationBundle
 from .notices import warnings_markdown

@@ -188,7 +188,7 @@ def _study_band(width: int):
     """The study band of a served image of this width, as uint8 pixels (legend_demo.study.images draws it)."""
     import numpy as np
 
-    from ..export import label_band
+    from ..core.export import label_band
 
     return np.round(label_band(width, STUDY_LABEL) * 255).astype(np.uint8)
 

@@ -35,7 +35,7 @@ import gradio as gr
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from .. import logs, settings
+from ..core import logs, settings
 from ..study import devices
 from ..study.auth import LoginOutcome, check_credentials, finish_login, start_login
 from ..study.db import connect

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ImageInputError
-from ..image_io import LoadedImage, load_image
+from ..core.errors import ImageInputError
+from ..core.image_io import LoadedImage, load_image
 from .config import UPLOAD_SUFFIXES, AppConfig
 from .result_store import RESULT_TTL_S, gradio_cache
 

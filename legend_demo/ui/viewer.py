@@ -208,8 +208,8 @@ def side_markers(dicom_info: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def band_url(lines: Sequence[str], width: int = BAND_WIDTH) -> str:
-    """The export's label band (legend_demo.export.label_band) as a PNG data URL, shown below a pane's film."""
-    from ..export import label_band
+    """The export's label band (legend_demo.core.export.label_band) as a PNG data URL, shown below a pane's film."""
+    from ..core.export import label_band
 
     return png_data_url(label_band(width, lines))
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..engines.base import LayerAttention
-from ..overlay import colorize
+from ..core.overlay import colorize
 
 METRICS = (("cbi", "CBI ↓ (corner share)"), ("ear", "EAR ↓ (edge share)"), ("attn_iou", "Attn-IoU ↑ (inside Ω)"))
 
@@ -49,7 +49,7 @@ def shrink(image: np.ndarray, max_side: int = FILM_DISPLAY_MAX_SIDE) -> np.ndarr
 
 def labelled(rgb: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     """(H, W, 3) uint8 with the label band added below it (never over the image): (H + band, W, 3)."""
-    from ..export import label_band
+    from ..core.export import label_band
 
     band = gray_rgb(label_band(rgb.shape[1], lines))
     return np.concatenate([rgb, band])

@@ -134,7 +134,7 @@ def _write_png(pixels: np.ndarray, path: str | Path, engine: str, checkpoint: st
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from . import __version__
+    from .. import __version__
 
     info = PngInfo()
     info.add_text("Software", f"LeGend demo {__version__}")
@@ -268,7 +268,7 @@ def _secondary_capture(pixels: np.ndarray, bits: int, engine: str, text: str, ph
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
-    from . import __version__
+    from .. import __version__
 
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, for the em dash in the label text

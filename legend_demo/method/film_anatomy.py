@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .lung_fields import LungFields
-from .orientation import Orientation
+from ..grounding.lung_fields import LungFields
+from ..grounding.orientation import Orientation
 
 ANATOMY_SIDE = 256  # px, long side of the anatomy grid
 DOME_SEARCH = 0.10  # the film's dome edge is searched within ± this fraction of the lung height
@@ -508,8 +508,8 @@ def film_anatomy(image: Any) -> FilmAnatomy:
     cached = getattr(image, "__dict__", {}).get("_anatomy")
     if cached is not None:
         return cached
-    from .lung_fields import estimate_lung_fields
-    from .orientation import read_orientation
+    from ..grounding.lung_fields import estimate_lung_fields
+    from ..grounding.orientation import read_orientation
 
     orientation, _ = read_orientation(getattr(image, "dicom_info", None) or {})
     array = np.asarray(image.array, dtype=np.float32)
@@ -529,7 +529,7 @@ def fallback_fields(fields: LungFields, anatomy: FilmAnatomy) -> tuple[LungField
     (standard display pixels), or the coarse centres when there is no thorax either; and where that is, in words."""
     from dataclasses import replace as _replace
 
-    from .lung_fields import Box
+    from ..grounding.lung_fields import Box
 
     if anatomy.source != "intensity profiles":
         width, height = fields.image_size

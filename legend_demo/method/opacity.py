@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .grounding.film_anatomy import FilmAnatomy
+from .film_anatomy import FilmAnatomy
 
 TEXTURE_FADE = 0.9  # share of the fine texture removed at full opacity
 CEILING_PERCENTILE = 90  # C: this percentile of heart + mediastinum + sub-diaphragmatic soft tissue

@@ -1,4 +1,4 @@
-"""Where weights live: the `checkpoints/` layout, overridable by settings (legend_demo/settings.py; see
+"""Where weights live: the `checkpoints/` layout, overridable by settings (legend_demo/core/settings.py; see
 checkpoints/README.md). This is the one checkpoint resolver: engines, grounders and the app all call it."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # name → (folder under the checkpoints root, environment variable that overrides it)
 LAYOUT = {

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .findings import MASS_WORDS, Finding
-from .grounding.film_anatomy import PATIENT_SIDES, FilmAnatomy
+from .film_anatomy import PATIENT_SIDES, FilmAnatomy
 
 PAIR_WIDTH_CM = 28.0  # without PixelSpacing, the two lung fields together are taken as this wide
 NODULE_CM = 1.5  # diameter of a nodule without a written size (level 2); small ×0.6, large ×1.5

@@ -3,15 +3,15 @@ patient's own film at its own resolution (DESIGN "What the user gets back is the
 in the patient's anatomy").
 
 For each lesion point k:
-- the finding (legend_demo.findings): kind, side, zone, severity level and size, from its label or the text;
-- its compartment C_k on the film's anatomy (legend_demo.finding_region, grounding/film_anatomy.py);
-- its region W_k = footprint_k · C_k (footprint: legend_demo.edit_region around the point, the Gaussian prior's σ);
+- the finding (legend_demo.method.findings): kind, side, zone, severity level and size, from its label or the text;
+- its compartment C_k on the film's anatomy (legend_demo.method.finding_region, method/film_anatomy.py);
+- its region W_k = footprint_k · C_k (footprint: legend_demo.method.edit_region around the point, the Gaussian prior's σ);
 - its strength s_k ∈ [−1, 1]: the engine's change c = resample(edit − source) over CHANGE_FOR_FULL_DENSITY (or the
   kind's own, full_density_change), per
   pixel for findings whose shape the engine draws (consolidation, …), the W_k-weighted mean for findings whose
   shape is anatomical (effusion, pneumothorax, nodule of a given size, cardiomegaly);
 - its opacity fraction f_k = W_k · density_k · s_k (density_k from kind and severity).
-Per pixel the point with the largest |f_k| wins; legend_demo.opacity renders f in the film's attenuation domain
+Per pixel the point with the largest |f_k| wins; legend_demo.method.opacity renders f in the film's attenuation domain
 (stored units: towards the film's own soft tissue, aerated lung or air, vessels fading inside an opacity, never
 brighter than its dense soft tissue, never at the ends of its stored range) and the result is written back in the
 film's stored units. Outside W = max_k W_k the output is the prior's stored pixels, bit for bit. A "model view"
@@ -25,9 +25,9 @@ from typing import Any, Literal
 import numpy as np
 
 from .edit_region import EditRegion, region_box, region_weights
-from .geometry import SquareFrame
-from .intensity import AttenuationScale
-from .points import LesionPoint
+from ..core.geometry import SquareFrame
+from ..core.intensity import AttenuationScale
+from ..core.points import LesionPoint
 
 DISPLAY_STEP = 1.0 / 65535  # films without stored values: changed pixels stay this far inside [0, 1]
 CHANGE_FOR_FULL_DENSITY = 0.10  # display units at the model view: an engine change this large = the full density
@@ -102,7 +102,7 @@ def composite_change(
     smoothing_px > 0 low-passes the change at the model view first (a Gaussian of that σ in model pixels), for
     engines whose per-token output leaves block edges in the change (Engine.change_smoothing_px).
     """
-    from .grounding.film_anatomy import film_anatomy
+    from .film_anatomy import film_anatomy
 
     if source_view.shape != edit_view.shape:
         raise ValueError(f"source row {source_view.shape} and edit row {edit_view.shape} differ in shape")

@@ -12,8 +12,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
-from .grounding.lexicon import find_terms
-from .points import LesionPoint
+from ..grounding.lexicon import find_terms
+from ..core.points import LesionPoint
 
 DEFAULT_LEVEL = 2.0  # no severity word: moderate
 SEVERITY_LEVELS = {
@@ -107,7 +107,7 @@ def read_label(label: str) -> Finding | None:
 
 def read_text(text: str) -> list[Finding]:
     """Every non-negated finding of a progression text, in reading order."""
-    from .grounding.mentions import read_mentions
+    from ..grounding.mentions import read_mentions
 
     out = []
     for mention in read_mentions(text or ""):

@@ -16,7 +16,7 @@ DICOM_DISPLAY_KEYWORDS (window, rescale, spacing, bit depth), in `LoadedImage.di
 keep the film's own geometry and look.
 
 Stored units: single-channel integer images also keep their stored values (`LoadedImage.stored`), so a follow-up
-can be written back in the film's own units (legend_demo.intensity).
+can be written back in the film's own units (legend_demo.core.intensity).
 
 Every bad input raises `ImageInputError` with a message a clinician can act on.
 """
@@ -91,7 +91,7 @@ class LoadedImage:
         return frame.apply(self.array), frame
 
     def intensity_map(self):
-        """The film's stored → display map (legend_demo.intensity.IntensityMap), or None without stored values.
+        """The film's stored → display map (legend_demo.core.intensity.IntensityMap), or None without stored values.
 
         Read off the pixels once and kept (the composite and both exports use it)."""
         from .intensity import IntensityMap

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .points import LesionPoint
+from ..core.points import LesionPoint
 
 INNER = 1.5  # full weight up to 1.5 σ (the prior is exp(−1.125) ≈ 0.32 there)
 OUTER = 3.0  # zero from 3 σ on (the prior is ≈ 0.011 there)

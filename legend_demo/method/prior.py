@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from .points import LesionPoint, as_points, check_inside, real_number
+from ..core.points import LesionPoint, as_points, check_inside, real_number
 
 PointLike = LesionPoint | Mapping
 
