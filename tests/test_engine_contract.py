@@ -1,7 +1,7 @@
 """One engine contract (diffusers' ModelTesterMixin idea): every engine the tests can build passes the same suite.
 
 The engines: the shipped embedded model (the CPU default users run), LeGend-Diffusion on tiny random FLUX
-(`tiny_engine`) and LeGend AR on a tiny random Emu3. Each is wrapped in an `EngineCase` that knows only what
+(`tiny_engine`) and LeGend AR on a tiny random Emu3 (at a 16-pixel model view). Each is wrapped in an `EngineCase` that knows only what
 differs between engines (how to run it with the stock attention, what its source row must equal, how its
 keep region shows, what a cancel says); the tests themselves are written once:
 
@@ -13,7 +13,10 @@ keep region shows, what a cancel says); the tests themselves are written once:
 - cancel stops the generation with GenerationCancelled;
 - provenance carries the same keys for every engine, and report() is JSON with no server path;
 - bad requests are refused with a ValueError naming the value, before any model time, and a lateral film is refused;
-- no points means no bias (and no Attn-IoU), whatever the strength.
+- no points means no bias (and no Attn-IoU), whatever the strength;
+- (the dual-path engines only) equal prompts, full injection and no bias give the source row.
+Engine-specific behaviour stays in the engine's own file (test_sampling_engine.py, test_ar_engine.py,
+test_embedded.py, test_embedded_shipped.py).
 """
 from __future__ import annotations
 
