@@ -38,6 +38,11 @@ def tiny_ar_engine():
 from app_harness import browser  # noqa: E402,F401
 
 
+def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        gc.enable()  # the pytest-xdist controller collects nothing: its collector stays on
+
+
 def pytest_collection_finish(session):
     """Everything imported so far (torch, transformers, diffusers, gradio: millions of objects) lives for the whole
     run: move it out of the garbage collector's reach, so each full collection — the automatic ones during the tests
