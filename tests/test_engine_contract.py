@@ -246,7 +246,8 @@ def test_provenance_and_report_are_the_same_shape_for_every_engine(case):
     text = json.dumps(report)  # plain JSON: no numpy, no tensors
     assert json.loads(text) == report and REPORT_KEYS <= set(report)
     assert report["synthetic"] is True and report["seed"] == 5 and report["bias_strength"] == 2.0
-    assert report["points"] == provenance["parameters"]["points"] == [{"x": 20.0, "y": 60.0, "confidence": 5, "label": ""}]
+    point = {"x": 20.0, "y": 60.0, "confidence": 5, "label": ""}
+    assert report["points"] == provenance["parameters"]["points"] == [point]
     assert [layer["layer"] for layer in report["layers"]] == sorted(case.engine.default_vital_layers)
     for layer in result.layers:
         assert layer.heatmap.shape == case.engine.token_grid and layer.heatmap.sum() == pytest.approx(1, abs=1e-5)
