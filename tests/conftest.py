@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random FLUX and Emu3 engines built in code (no downloads), and one headless browser per session."""
+"""Shared fixtures: tiny random FLUX and Emu3 engines built in code (no downloads), one headless browser per session,
+and the garbage-collector settings that keep the fast tier fast."""
 import gc
 import os
 

@@ -1,8 +1,8 @@
 """One engine contract (diffusers' ModelTesterMixin idea): every engine the tests can build passes the same suite.
 
 The engines: the shipped embedded model (the CPU default users run), LeGend-Diffusion on tiny random FLUX
-(`tiny_engine`) and LeGend AR on a tiny random Emu3 (at a 16-pixel model view). Each is wrapped in an `EngineCase` that knows only what
-differs between engines (how to run it with the stock attention, what its source row must equal, how its
+(`tiny_engine`) and LeGend AR on a tiny random Emu3 (at a 16-pixel model view). Each is wrapped in an
+`EngineCase` that knows only what differs between engines (how to run it with the stock attention, what its source row must equal, how its
 keep region shows, what a cancel says); the tests themselves are written once:
 
 - zero bias = stock: bias 0 without injection equals the engine with its stock attention installed, and a
@@ -40,8 +40,8 @@ PROVENANCE_KEYS = {"created_utc", "synthetic", "engine", "checkpoint", "checkpoi
 PARAMETER_KEYS = {"progression_text", "source_text", "points", "sigma_ratio", "bias_strength", "bias_strength_mode",
                   "seed", "vital_layers", "capture_layers", "keep_region_blending", "model_side", "token_grid", "frame",
                   "output"}
-REPORT_KEYS = {"synthetic", "notice", "engine", "checkpoint", "points", "sigma_ratio", "bias_strength", "seed", "layers",
-               "output", "timings_s", "provenance"}
+REPORT_KEYS = {"synthetic", "notice", "engine", "checkpoint", "points", "sigma_ratio", "bias_strength", "seed",
+               "layers", "output", "timings_s", "provenance"}
 
 
 def chest(h: int = 80, w: int = 72) -> np.ndarray:
