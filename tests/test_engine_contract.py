@@ -2,8 +2,8 @@
 
 The engines: the shipped embedded model (the CPU default users run), LeGend-Diffusion on tiny random FLUX
 (`tiny_engine`) and LeGend AR on a tiny random Emu3 (at a 16-pixel model view). Each is wrapped in an
-`EngineCase` that knows only what differs between engines (how to run it with the stock attention, what its source row must equal, how its
-keep region shows, what a cancel says); the tests themselves are written once:
+`EngineCase` that knows only what differs between engines (how to run it with the stock attention, what its
+source row must equal, how its keep region shows, what a cancel says); the tests themselves are written once:
 
 - zero bias = stock: bias 0 without injection equals the engine with its stock attention installed, and a
   bias is live when it is not 0;
