@@ -42,9 +42,9 @@ FULL_DENSITY_CHANGE_BY_KIND = {kind: round(CHANGE_FOR_FULL_DENSITY * amplitude /
 def full_density_change(kind: str) -> float:
     """The engine's change (display units at the model view) that means a finding of `kind` at full density."""
     return FULL_DENSITY_CHANGE_BY_KIND.get(kind, CHANGE_FOR_FULL_DENSITY)
-OPACITY_MODEL = ("opacity fraction f = W · density(kind, severity) · clip(engine change / "
-                 f"{CHANGE_FOR_FULL_DENSITY:g}, −1, 1) in the film's attenuation (stored, log) domain: a' = a + "
-                 "f·(target − G_σb a) − κ·f·(fine texture); targets from this film: soft tissue T (heart, "
+OPACITY_MODEL = ("opacity fraction f = W · density(kind, severity) · clip(engine change / c_kind, −1, 1) (c_kind "
+                 f"{CHANGE_FOR_FULL_DENSITY:g}, or change_for_full_density_by_kind) in the film's attenuation (stored, "
+                 "log) domain: a' = a + f·(target − G_σb a) − κ·√f·(fine texture); targets from this film: soft tissue T (heart, "
                  "mediastinum), aerated lung, air; brighter values knee into the ceiling C (dense soft tissue)")
 
 OutputMode = Literal["composite", "model-view"]
