@@ -48,7 +48,19 @@ def page(fresh):
     fresh.locator("#find").click()
     fresh.locator("#point-editor .pe-dot").first.wait_for(timeout=60_000)
     wait_for_points(fresh, lambda pts: len(pts) == 1)
+    wait_still(fresh, "#point-editor .pe-dot")  # the warnings beside the points may still shift the film
     return fresh
+
+
+def wait_still(page, selector: str, timeout_ms: int = 15_000) -> None:
+    """Until `selector`'s box is the same on three reads 250 ms apart (a layout that settled); fails otherwise."""
+    boxes, deadline = [], page.evaluate("Date.now()") + timeout_ms
+    while page.evaluate("Date.now()") < deadline:
+        boxes = (boxes + [page.locator(selector).first.bounding_box()])[-3:]
+        if len(boxes) == 3 and boxes[0] == boxes[1] == boxes[2]:
+            return
+        page.wait_for_timeout(250)
+    raise AssertionError(f"{selector} kept moving: {boxes}")
 
 
 def python_points(page) -> list[dict]:
