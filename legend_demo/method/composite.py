@@ -175,7 +175,7 @@ def render_findings(prior, anatomy, points: list[LesionPoint], text: str, change
         if agreement:
             how += f"; {agreement}"
         reports.append({"point": [round(point.x, 1), round(point.y, 1)], "read": finding.describe(),
-                        **({"engine_disagrees": agreement, "what": finding.describe().split(":")[0]} if agreement else {}),
+                        **({"engine_disagrees": agreement, "what": finding.name()} if agreement else {}),
                         "finding": finding.to_dict(), **room.describe(), "density": round(density(finding), 3),
                         "drawn": how, "region_px": int((w_k > 0).sum())})
     stack = np.stack(fractions)  # (K, h_b, w_b)

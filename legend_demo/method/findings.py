@@ -58,12 +58,16 @@ class Finding:
 
     def describe(self) -> str:
         """One line: 'large effusion (right), level 3 from "large"' …"""
+        severity = f'"{self.severity}" → level {self.level:g}' if self.severity else f"no severity word → level {self.level:g}"
+        size = f", {self.size_cm:g} cm" if self.size_cm else ""
+        return f"{self.name()}: {severity}{size} (read from the {self.source} {self.words!r})"
+
+    def name(self) -> str:
+        """The finding and where it is: 'effusion right base', 'nodule right upper lobe'."""
         parts = [self.kind]
         if self.side:
             parts.append(f"{self.side} {self.zone or ''}".strip() + (" lobe" if self.lobe else ""))
-        severity = f'"{self.severity}" → level {self.level:g}' if self.severity else f"no severity word → level {self.level:g}"
-        size = f", {self.size_cm:g} cm" if self.size_cm else ""
-        return f"{' '.join(parts)}: {severity}{size} (read from the {self.source} {self.words!r})"
+        return " ".join(parts)
 
 
 def finding_of(point: LesionPoint, text: str = "", image_width: float | None = None) -> Finding:
